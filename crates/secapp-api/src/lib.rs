@@ -1,0 +1,113 @@
+//! Wire types of the secapp HTTP API.
+//!
+//! These structs are the JSON the prototype's clients already speak, so their
+//! field names (`current_status`, `Change_at`, `processed_id`,
+//! `status_change_id`) are part of the contract and must not change. They are
+//! plain serde types with no validation: the server turns them into domain
+//! newtypes at the edge, and clients (tests, a future SDK) use them as they are.
+//!
+//! The header names are here too, so the server and its clients cannot drift.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Header naming the application that publishes or polls.
+pub const APP_NAME_HEADER: &str = "App-name";
+/// Header carrying the credential.
+pub const TOKEN_HEADER: &str = "Token";
+
+/// Body of `POST /secapp/update`: publish a change of the criticality level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"current_status": 4, "Change_at": "2026-03-01T12:05:00Z"}))]
+pub struct PublishRequest {
+    /// The new criticality level, an integer in the configured range (1..=5 by default).
+    pub current_status: i64,
+    /// When the level changed: RFC 3339 with `Z` or an offset, or a naive ISO 8601
+    /// time taken as UTC. When absent, the server's time of receipt is used.
+    #[serde(rename = "Change_at", default, skip_serializing_if = "Option::is_none")]
+    pub change_at: Option<String>,
+}
+
+/// Answer to an accepted `POST /secapp/update`, sent once the change is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"processed_id": 17}))]
+pub struct PublishAnswer {
+    /// Identifier of the recorded change; strictly increases with every publish.
+    pub processed_id: i64,
+}
+
+/// The current state, as told to a consumer that has not yet been told it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"current_status": 4, "status_change_id": 17, "Change_at": "2026-03-01T12:05:00Z"}))]
+pub struct CurrentState {
+    /// The criticality level in force.
+    pub current_status: i64,
+    /// The `processed_id` of the change that set this state.
+    pub status_change_id: i64,
+    /// When the level changed, normalised to UTC with `Z`.
+    #[serde(rename = "Change_at")]
+    pub change_at: String,
+}
+
+/// Answer to `GET /secapp/update`: the current state, or `{}` when there is
+/// nothing new for this application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum PollAnswer {
+    /// This application has not been told the current state yet.
+    Changed(CurrentState),
+    /// Nothing new: serialised as `{}`.
+    Unchanged(Empty),
+}
+
+/// The empty JSON object `{}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// Body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"error": "invalid_token", "detail": "The Token header does not match the configured API token."}))]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `missing_app_name`.
+    pub error: String,
+    /// What a person should do about it.
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_answers_have_the_prototype_shape() {
+        let told = PollAnswer::Changed(CurrentState {
+            current_status: 4,
+            status_change_id: 17,
+            change_at: "2026-03-01T12:05:00Z".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&told).unwrap(),
+            r#"{"current_status":4,"status_change_id":17,"Change_at":"2026-03-01T12:05:00Z"}"#
+        );
+        let nothing = PollAnswer::Unchanged(Empty {});
+        assert_eq!(serde_json::to_string(&nothing).unwrap(), "{}");
+    }
+
+    #[test]
+    fn an_empty_object_reads_back_as_unchanged() {
+        let back: PollAnswer = serde_json::from_str("{}").unwrap();
+        assert_eq!(back, PollAnswer::Unchanged(Empty {}));
+        let back: PollAnswer = serde_json::from_str(
+            r#"{"current_status":2,"status_change_id":3,"Change_at":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert!(matches!(back, PollAnswer::Changed(s) if s.status_change_id == 3));
+    }
+
+    #[test]
+    fn change_at_is_optional_in_a_publish() {
+        let body: PublishRequest = serde_json::from_str(r#"{"current_status":3}"#).unwrap();
+        assert_eq!(body.change_at, None);
+    }
+}

@@ -1,0 +1,21 @@
+//! The secapp domain: what a criticality level is, which change is the
+//! current state, and who has been told it. Plain Rust, no I/O, no clock:
+//! callers pass the time in, so every rule here is tested in microseconds.
+//!
+//! - [`level`]: [`Level`] and the configured [`LevelRange`] it must lie in.
+//! - [`app`]: [`AppName`], the validated name of a publishing or polling application.
+//! - [`time`]: [`ChangedAt`], a parsed, UTC-normalised `Change_at` and the future-skew guard.
+//! - [`ledger`]: [`Change`], [`Head`], [`Version`] and the ordering rule in [`Ledger::apply`].
+//! - [`cursor`]: [`Cursor`], what one application has been told, and when it must be told again.
+
+pub mod app;
+pub mod cursor;
+pub mod ledger;
+pub mod level;
+pub mod time;
+
+pub use app::{AppName, AppNameError};
+pub use cursor::Cursor;
+pub use ledger::{Change, ChangeId, Head, Ledger, Outcome, Version};
+pub use level::{Level, LevelError, LevelRange};
+pub use time::{ChangedAt, TimestampError};

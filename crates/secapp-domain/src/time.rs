@@ -1,0 +1,273 @@
+//! `Change_at` timestamps: parsing, UTC normalisation and the future-skew guard.
+
+use std::cmp::Ordering;
+use std::fmt::{self, Write as _};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+
+/// The most fractional-second digits kept (nanoseconds).
+const MAX_DIGITS: usize = 9;
+
+/// Naive (zone-less) forms accepted and taken as UTC, as ISO 8601 allows.
+const NAIVE_FORMATS: [&str; 4] = [
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+];
+
+/// When a level changed: an instant in UTC plus how many fractional-second
+/// digits the producer gave, so the echo shows fractions only when given.
+///
+/// Two values are equal when they name the same instant, whatever their
+/// precision: `12:05:00Z` and `12:05:00.000Z` tie.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangedAt {
+    at: DateTime<Utc>,
+    digits: u8,
+}
+
+/// Why a `Change_at` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    /// Not a timestamp in any accepted form, or not a real date and time
+    /// (February 30th, hour 25, a leap second).
+    #[error(
+        "`{0}` is not a valid timestamp: use RFC 3339 such as 2026-03-01T12:05:00Z or \
+         2026-03-01T15:05:00+03:00, or a naive ISO 8601 time such as 2026-03-01T12:05:00 (taken as UTC)"
+    )]
+    Invalid(String),
+    /// Later than the server's clock allows.
+    #[error(
+        "`{at}` is {ahead_s} s ahead of the server's clock; at most {allowed_s} s is allowed. \
+         Check the publishing host's clock"
+    )]
+    InFuture {
+        /// The refused timestamp, normalised.
+        at: String,
+        /// How far ahead of the server's clock it is, in whole seconds.
+        ahead_s: i64,
+        /// The configured allowance, in whole seconds.
+        allowed_s: u64,
+    },
+}
+
+impl ChangedAt {
+    /// Parses RFC 3339 (`Z` or an offset) or a naive ISO 8601 time taken as UTC.
+    ///
+    /// # Errors
+    /// [`TimestampError::Invalid`] when the text is not a real timestamp.
+    pub fn parse(raw: &str) -> Result<Self, TimestampError> {
+        let invalid = || TimestampError::Invalid(shorten(raw));
+        let text = raw.trim();
+        let at = match DateTime::parse_from_rfc3339(text) {
+            Ok(at) => at.with_timezone(&Utc),
+            Err(_) => NAIVE_FORMATS
+                .iter()
+                .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+                .ok_or_else(invalid)?
+                .and_utc(),
+        };
+        // chrono represents a leap second as nanoseconds past 1e9; no clock a
+        // producer should trust emits one, and it cannot be echoed faithfully.
+        if at.nanosecond() >= 1_000_000_000 {
+            return Err(invalid());
+        }
+        let digits = fraction_digits(text).min(MAX_DIGITS);
+        Ok(Self {
+            at,
+            digits: u8::try_from(digits).map_err(|_| invalid())?,
+        })
+    }
+
+    /// A timestamp for an instant the server observed itself (e.g. receipt time),
+    /// kept to the microsecond.
+    #[must_use]
+    pub fn from_instant(at: DateTime<Utc>) -> Self {
+        let micros = at.timestamp_subsec_micros();
+        let at = at.with_nanosecond(micros * 1_000).unwrap_or(at);
+        Self { at, digits: 6 }
+    }
+
+    /// The instant in UTC.
+    #[must_use]
+    pub fn instant(&self) -> DateTime<Utc> {
+        self.at
+    }
+
+    /// Refuses a timestamp more than `allowed` ahead of `now`: one producer with
+    /// a broken clock must not pin the state for the future.
+    ///
+    /// # Errors
+    /// [`TimestampError::InFuture`] when `self > now + allowed`.
+    pub fn not_after(self, now: DateTime<Utc>, allowed: Duration) -> Result<Self, TimestampError> {
+        let ahead = self.at.signed_duration_since(now);
+        let allowed_delta = chrono::TimeDelta::from_std(allowed).unwrap_or(chrono::TimeDelta::MAX);
+        if ahead > allowed_delta {
+            return Err(TimestampError::InFuture {
+                at: self.to_string(),
+                ahead_s: ahead.num_seconds(),
+                allowed_s: allowed.as_secs(),
+            });
+        }
+        Ok(self)
+    }
+}
+
+impl PartialEq for ChangedAt {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for ChangedAt {}
+
+impl PartialOrd for ChangedAt {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ChangedAt {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.at.cmp(&other.at)
+    }
+}
+
+/// The normalised form: `YYYY-MM-DDTHH:MM:SS[.f…]Z`, with as many fractional
+/// digits as were given.
+impl fmt::Display for ChangedAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = self.at.format("%Y-%m-%dT%H:%M:%S").to_string();
+        if self.digits > 0 {
+            let nanos = format!("{:09}", self.at.nanosecond());
+            let _ = write!(out, ".{}", &nanos[..usize::from(self.digits)]);
+        }
+        out.push('Z');
+        f.write_str(&out)
+    }
+}
+
+/// How many digits follow the decimal point of the seconds, if any.
+fn fraction_digits(text: &str) -> usize {
+    text.find('.').map_or(0, |dot| {
+        text[dot + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count()
+    })
+}
+
+/// Keeps an echoed bad value short enough for an error message.
+fn shorten(raw: &str) -> String {
+    const MAX: usize = 64;
+    if raw.chars().count() <= MAX {
+        raw.to_owned()
+    } else {
+        let mut short: String = raw.chars().take(MAX).collect();
+        short.push('…');
+        short
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(raw: &str) -> String {
+        ChangedAt::parse(raw).unwrap().to_string()
+    }
+
+    #[test]
+    fn offsets_are_normalised_to_utc_with_z() {
+        assert_eq!(norm("2026-03-01T15:05:00+03:00"), "2026-03-01T12:05:00Z");
+        assert_eq!(norm("2026-03-01T12:05:00Z"), "2026-03-01T12:05:00Z");
+        assert_eq!(norm("2026-03-01T00:30:00-01:00"), "2026-03-01T01:30:00Z");
+        assert_eq!(norm("2026-03-01T00:30:00+05:30"), "2026-02-28T19:00:00Z");
+        assert_eq!(norm("2026-03-01t12:05:00z"), "2026-03-01T12:05:00Z");
+    }
+
+    #[test]
+    fn a_naive_time_is_taken_as_utc() {
+        assert_eq!(norm("2026-03-01T12:05:00"), "2026-03-01T12:05:00Z");
+        assert_eq!(norm("2026-03-01 12:05:00"), "2026-03-01T12:05:00Z");
+        assert_eq!(norm("2026-03-01T12:05"), "2026-03-01T12:05:00Z");
+    }
+
+    #[test]
+    fn fractional_seconds_are_echoed_only_when_given() {
+        assert_eq!(norm("2026-03-01T12:05:00.5Z"), "2026-03-01T12:05:00.5Z");
+        assert_eq!(norm("2026-03-01T12:05:00.120Z"), "2026-03-01T12:05:00.120Z");
+        assert_eq!(
+            norm("2026-03-01T12:05:00.123456789+01:00"),
+            "2026-03-01T11:05:00.123456789Z"
+        );
+        assert_eq!(norm("2026-03-01T12:05:00.250"), "2026-03-01T12:05:00.250Z");
+    }
+
+    #[test]
+    fn equal_instants_are_equal_whatever_their_precision_or_zone() {
+        let a = ChangedAt::parse("2026-03-01T12:05:00Z").unwrap();
+        let b = ChangedAt::parse("2026-03-01T12:05:00.000Z").unwrap();
+        let c = ChangedAt::parse("2026-03-01T14:05:00+02:00").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        let later = ChangedAt::parse("2026-03-01T12:05:00.001Z").unwrap();
+        assert!(later > a);
+    }
+
+    #[test]
+    fn bad_and_impossible_timestamps_are_refused() {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-02-30T12:00:00Z",
+            "2026-13-01T12:00:00Z",
+            "2026-03-01T25:00:00Z",
+            "2026-03-01T12:60:00Z",
+            "2026-06-30T23:59:60Z",
+            "2026-03-01T12:05:00+25:00",
+            "2026-03-01",
+            "1772366700",
+            "2026-03-01T12:05:00Zjunk",
+        ] {
+            assert!(
+                matches!(ChangedAt::parse(bad), Err(TimestampError::Invalid(_))),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_bad_value_is_shortened_in_the_error() {
+        let err = ChangedAt::parse(&"x".repeat(10_000)).unwrap_err();
+        assert!(err.to_string().len() < 400);
+    }
+
+    #[test]
+    fn the_future_guard_allows_the_skew_and_no_more() {
+        let now = ChangedAt::parse("2026-03-01T12:00:00Z").unwrap().instant();
+        let skew = Duration::from_secs(300);
+        let edge = ChangedAt::parse("2026-03-01T12:05:00Z").unwrap();
+        assert!(edge.not_after(now, skew).is_ok());
+        let past = ChangedAt::parse("2020-01-01T00:00:00Z").unwrap();
+        assert!(past.not_after(now, skew).is_ok());
+        let beyond = ChangedAt::parse("2026-03-01T12:05:00.001Z").unwrap();
+        assert!(matches!(
+            beyond.not_after(now, skew),
+            Err(TimestampError::InFuture { allowed_s: 300, .. })
+        ));
+    }
+
+    #[test]
+    fn server_instants_keep_microseconds() {
+        let at = ChangedAt::parse("2026-03-01T12:00:00.123456789Z")
+            .unwrap()
+            .instant();
+        assert_eq!(
+            ChangedAt::from_instant(at).to_string(),
+            "2026-03-01T12:00:00.123456Z"
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! Configuration, layered defaults → TOML file → environment → flags.
+//!
+//! Clap reads each flag and its `SECAPP_*` environment variable (a flag beats
+//! its variable); whatever neither set is taken from the `--config` file, and
+//! whatever that leaves unset from the defaults. Unknown keys in the file are
+//! an error, so a typo cannot silently leave a setting at its default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secapp_domain::LevelRange;
+use serde::Deserialize;
+
+use crate::token::ApiToken;
+
+/// Environment variable holding the shared API token.
+pub const API_TOKEN_ENV: &str = "SECAPP_API_TOKEN";
+
+/// Flags of `secapp serve`. Every one can also be set by its environment
+/// variable or in the `--config` file.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys as the long flags, with `_` for `-`).
+    #[arg(long, env = "SECAPP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address and port to listen on [default: 127.0.0.1:8000].
+    #[arg(long, env = "SECAPP_LISTEN", value_name = "IP:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory holding the SQLite database and the generated token; created if
+    /// missing [default: ./secapp-data].
+    #[arg(long, env = "SECAPP_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Lowest accepted criticality level [default: 1].
+    #[arg(long, env = "SECAPP_MIN_LEVEL", allow_negative_numbers = true)]
+    pub min_level: Option<i64>,
+
+    /// Highest accepted criticality level [default: 5].
+    #[arg(long, env = "SECAPP_MAX_LEVEL", allow_negative_numbers = true)]
+    pub max_level: Option<i64>,
+
+    /// How far ahead of the server's clock a `Change_at` may be, e.g. `5m`,
+    /// `30s` [default: 5m].
+    #[arg(long, env = "SECAPP_MAX_CLOCK_SKEW", value_parser = humantime::parse_duration)]
+    pub max_clock_skew: Option<Duration>,
+
+    /// How often consumer cursors are written back to the store, e.g. `200ms`
+    /// [default: 200ms].
+    #[arg(long, env = "SECAPP_CURSOR_FLUSH_INTERVAL", value_parser = humantime::parse_duration)]
+    pub cursor_flush_interval: Option<Duration>,
+
+    /// How long a graceful shutdown waits for in-flight requests, e.g. `10s`
+    /// [default: 10s].
+    #[arg(long, env = "SECAPP_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+}
+
+/// The `--config` file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    min_level: Option<i64>,
+    max_level: Option<i64>,
+    #[serde(default, with = "humantime_serde")]
+    max_clock_skew: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    cursor_flush_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    shutdown_grace: Option<Duration>,
+}
+
+/// The resolved configuration of one server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (used by the binary; tests bind their own listener).
+    pub listen: SocketAddr,
+    /// Directory of the SQLite database and the generated token.
+    pub data_dir: PathBuf,
+    /// Accepted criticality levels.
+    pub levels: LevelRange,
+    /// How far ahead of the server's clock a `Change_at` may be.
+    pub max_clock_skew: Duration,
+    /// How often consumer cursors are written back to the store.
+    pub cursor_flush_interval: Duration,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// The shared token from the environment; when `None` the token stored in
+    /// the data dir is used, or one is generated there.
+    pub api_token: Option<ApiToken>,
+}
+
+/// Why the configuration could not be loaded; each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The `--config` file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    ReadFile {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The `--config` file is not valid TOML or has an unknown key or bad value.
+    #[error("the config file {path} is invalid: {message}")]
+    ParseFile {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// What the parser said, with the line.
+        message: String,
+    },
+    /// `--min-level` is greater than `--max-level`.
+    #[error("{0}: set --min-level (SECAPP_MIN_LEVEL) no higher than --max-level (SECAPP_MAX_LEVEL)")]
+    Levels(secapp_domain::LevelError),
+    /// A duration that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    ZeroDuration(&'static str),
+    /// `SECAPP_API_TOKEN` is set but empty or not printable.
+    #[error(
+        "{API_TOKEN_ENV} must be printable ASCII with no spaces; unset it to use the token stored in the data dir"
+    )]
+    BadToken,
+}
+
+impl Config {
+    /// The defaults, with `data_dir` as given: what tests and embedders start from.
+    #[must_use]
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: data_dir.into(),
+            levels: LevelRange::default(),
+            max_clock_skew: Duration::from_secs(300),
+            cursor_flush_interval: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(10),
+            api_token: None,
+        }
+    }
+
+    /// Resolves flags (already merged with the environment by clap) over the
+    /// config file over the defaults. `api_token` is the value of
+    /// [`API_TOKEN_ENV`], read by the caller.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the setting to fix.
+    pub fn load(args: ServeArgs, api_token: Option<String>) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = Self::new("./secapp-data");
+        let levels = LevelRange::new(
+            args.min_level
+                .or(file.min_level)
+                .unwrap_or(defaults.levels.min()),
+            args.max_level
+                .or(file.max_level)
+                .unwrap_or(defaults.levels.max()),
+        )
+        .map_err(ConfigError::Levels)?;
+        let cursor_flush_interval = positive(
+            args.cursor_flush_interval
+                .or(file.cursor_flush_interval)
+                .unwrap_or(defaults.cursor_flush_interval),
+            "--cursor-flush-interval",
+        )?;
+        let api_token = api_token
+            .map(|raw| ApiToken::new(raw).ok_or(ConfigError::BadToken))
+            .transpose()?;
+        Ok(Self {
+            listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
+            levels,
+            max_clock_skew: args
+                .max_clock_skew
+                .or(file.max_clock_skew)
+                .unwrap_or(defaults.max_clock_skew),
+            cursor_flush_interval,
+            shutdown_grace: args
+                .shutdown_grace
+                .or(file.shutdown_grace)
+                .unwrap_or(defaults.shutdown_grace),
+            api_token,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn positive(value: Duration, name: &'static str) -> Result<Duration, ConfigError> {
+    if value.is_zero() {
+        Err(ConfigError::ZeroDuration(name))
+    } else {
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = Config::load(ServeArgs::default(), None).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.data_dir, PathBuf::from("./secapp-data"));
+        assert_eq!(config.levels, LevelRange::default());
+        assert_eq!(config.max_clock_skew, Duration::from_secs(300));
+        assert!(config.api_token.is_none());
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_the_defaults() {
+        let f = file(
+            "listen = \"127.0.0.1:9000\"\nmax_level = 9\nmin_level = 0\nmax_clock_skew = \"30s\"\n",
+        );
+        let args = ServeArgs {
+            config: Some(f.path().to_owned()),
+            max_level: Some(7),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(args, None).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.levels, LevelRange::new(0, 7).unwrap());
+        assert_eq!(config.max_clock_skew, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error_naming_it() {
+        let f = file("max_levle = 9\n");
+        let args = ServeArgs {
+            config: Some(f.path().to_owned()),
+            ..ServeArgs::default()
+        };
+        let err = Config::load(args, None).unwrap_err().to_string();
+        assert!(err.contains("max_levle"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_level_range_is_refused_with_what_to_fix() {
+        let args = ServeArgs {
+            min_level: Some(4),
+            max_level: Some(2),
+            ..ServeArgs::default()
+        };
+        let err = Config::load(args, None).unwrap_err().to_string();
+        assert!(err.contains("--min-level"), "{err}");
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let config = Config::load(ServeArgs::default(), Some("s3cret-token".into())).unwrap();
+        assert!(!format!("{config:?}").contains("s3cret-token"));
+        assert!(matches!(
+            Config::load(ServeArgs::default(), Some(" ".into())),
+            Err(ConfigError::BadToken)
+        ));
+    }
+}

@@ -1,0 +1,208 @@
+//! The one error type of the HTTP layer and its JSON rendering.
+//!
+//! Every refusal is `{"error": "<stable code>", "detail": "<what to do>"}`.
+//! Codes are part of the API: clients may match on them, so never rename one.
+//! Storage failures are logged here with their cause and answered with a
+//! generic 503: a database message never reaches a client.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secapp_api::ErrorBody;
+use secapp_domain::{AppNameError, LevelError, TimestampError};
+
+use crate::store::StoreError;
+
+/// Everything a request can be refused for.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No `App-name` header.
+    #[error("the App-name header is missing: send the name of your application in it")]
+    MissingAppName,
+    /// An `App-name` that is not a valid name.
+    #[error("the App-name header is invalid: {0}")]
+    InvalidAppName(AppNameError),
+    /// No `Token` header.
+    #[error("the Token header is missing: send the API token in it")]
+    MissingToken,
+    /// A `Token` that does not match.
+    #[error("the Token header does not match the API token: check the token you were given")]
+    InvalidToken,
+    /// A body that is not JSON at all.
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// JSON of the wrong shape: a missing field, a wrong type.
+    #[error(
+        "the body does not have the expected fields: {0}. Send {{\"current_status\": <integer>, \"Change_at\": \"<RFC 3339 time>\"}}"
+    )]
+    InvalidBody(String),
+    /// A level outside the configured range.
+    #[error("current_status is invalid: {0}")]
+    LevelOutOfRange(LevelError),
+    /// A `Change_at` that is not a real timestamp.
+    #[error("Change_at is invalid: {0}")]
+    InvalidChangeAt(TimestampError),
+    /// A `Change_at` too far in the future.
+    #[error("Change_at is too far in the future: {0}")]
+    ChangeAtInFuture(TimestampError),
+    /// A body over the limit.
+    #[error("the body is larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A body that could not be read.
+    #[error("the body could not be read: {0}")]
+    UnreadableBody(String),
+    /// No such route.
+    #[error("there is no such endpoint: see /docs for the API")]
+    NotFound,
+    /// The route exists but not with this method.
+    #[error("this endpoint does not accept that method: see /docs for the API")]
+    MethodNotAllowed,
+    /// The store failed; the cause is logged, not shown.
+    #[error("storage is unavailable: retry shortly")]
+    StoreUnavailable(#[source] StoreError),
+    /// A bug: a handler panicked. Logged; the client sees nothing more.
+    #[error("an internal error occurred; it has been logged")]
+    Internal,
+}
+
+impl ApiError {
+    /// The stable machine code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingAppName => "missing_app_name",
+            Self::InvalidAppName(_) => "invalid_app_name",
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken => "invalid_token",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::InvalidBody(_) => "invalid_body",
+            Self::LevelOutOfRange(_) => "level_out_of_range",
+            Self::InvalidChangeAt(_) => "invalid_change_at",
+            Self::ChangeAtInFuture(_) => "change_at_in_future",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::UnreadableBody(_) => "unreadable_body",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::StoreUnavailable(_) => "store_unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingAppName
+            | Self::InvalidAppName(_)
+            | Self::MalformedJson(_)
+            | Self::UnreadableBody(_) => StatusCode::BAD_REQUEST,
+            Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidBody(_)
+            | Self::LevelOutOfRange(_)
+            | Self::InvalidChangeAt(_)
+            | Self::ChangeAtInFuture(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::StoreUnavailable(cause) = &self {
+            tracing::error!(error = %cause, "storage failed while serving a request");
+        }
+        let body = ErrorBody {
+            error: self.code().to_owned(),
+            detail: self.to_string(),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, Self::StoreUnavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::StoreUnavailable(e)
+    }
+}
+
+impl From<LevelError> for ApiError {
+    fn from(e: LevelError) -> Self {
+        Self::LevelOutOfRange(e)
+    }
+}
+
+impl From<TimestampError> for ApiError {
+    fn from(e: TimestampError) -> Self {
+        match e {
+            TimestampError::InFuture { .. } => Self::ChangeAtInFuture(e),
+            TimestampError::Invalid(_) => Self::InvalidChangeAt(e),
+        }
+    }
+}
+
+impl From<AppNameError> for ApiError {
+    fn from(e: AppNameError) -> Self {
+        Self::InvalidAppName(e)
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::BodyTooLarge {
+                limit: crate::routes::MAX_BODY_BYTES,
+            }
+        } else {
+            Self::UnreadableBody(rejection.body_text())
+        }
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => Self::InvalidBody(e.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => Self::MalformedJson(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_split_into_syntax_and_shape() {
+        let syntax = serde_json::from_str::<secapp_api::PublishRequest>("{nope").unwrap_err();
+        assert_eq!(ApiError::from(syntax).status(), StatusCode::BAD_REQUEST);
+        let shape =
+            serde_json::from_str::<secapp_api::PublishRequest>(r#"{"current_status":"4"}"#)
+                .unwrap_err();
+        assert_eq!(
+            ApiError::from(shape).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+
+    #[test]
+    fn a_storage_cause_is_never_shown_to_the_client() {
+        let err = ApiError::from(StoreError::Backend("disk I/O error at /var/x".into()));
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!err.to_string().contains("/var/x"));
+    }
+}

@@ -1,0 +1,101 @@
+//! The HTTP surface: routes, the OpenAPI document and the layers around them.
+//!
+//! - [`update`]: publish and poll, the prototype's contract.
+//! - [`health`]: `/healthz` and `/readyz`.
+//! - `/openapi.json` and `/docs`: the OpenAPI 3.1 document generated from the
+//!   handlers' annotations, and Swagger UI served from assets in the binary.
+
+pub mod health;
+pub mod update;
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The largest request body accepted; a publish is under 100 bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "secapp",
+        description = "Broadcasts one organisation-wide security criticality level to every application in a fleet. \
+            Authenticate with the `Token` header (use **Authorize**), and name your application in `App-name`.",
+    ),
+    paths(update::publish, update::poll, health::healthz, health::readyz),
+    components(schemas(
+        secapp_api::PublishRequest,
+        secapp_api::PublishAnswer,
+        secapp_api::PollAnswer,
+        secapp_api::CurrentState,
+        secapp_api::Empty,
+        secapp_api::ErrorBody,
+    )),
+    modifiers(&TokenScheme),
+    tags(
+        (name = "criticality", description = "Publish and learn the criticality level."),
+        (name = "operations", description = "Probes for orchestrators and load balancers."),
+    ),
+)]
+pub struct ApiDoc;
+
+/// Declares the `Token` header as the API's security scheme.
+struct TokenScheme;
+
+impl Modify for TokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                secapp_api::TOKEN_HEADER,
+                "The API token (printed at first start, stored in the data dir as `api-token`).",
+            ))),
+        );
+    }
+}
+
+/// Builds the application router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/secapp/update", get(update::poll).post(update::publish))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panicked))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn panicked(cause: Box<dyn Any + Send + 'static>) -> Response {
+    let message = cause
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| cause.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %message, "a request handler panicked");
+    ApiError::Internal.into_response()
+}

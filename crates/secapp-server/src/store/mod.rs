@@ -1,0 +1,92 @@
+//! Storage behind one trait, so handlers never know which database holds the
+//! data. [`sqlite`] is the embedded default.
+//!
+//! A store owns the ordering decision: it assigns the id and applies
+//! [`Ledger::apply`](secapp_domain::Ledger::apply) in the same transaction that
+//! records the change, so the history and the head can never disagree.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secapp_domain::{AppName, ChangeId, ChangedAt, Cursor, Head, Level, Outcome};
+
+/// A validated change about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    /// The level announced.
+    pub level: Level,
+    /// When the producer says it changed.
+    pub changed_at: ChangedAt,
+    /// Who published it.
+    pub published_by: AppName,
+    /// When the server received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A change as recorded: durable once this is returned.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The id given to the change (`processed_id`).
+    pub id: ChangeId,
+    /// Whether it became the head.
+    pub outcome: Outcome,
+    /// The head after recording it.
+    pub head: Head,
+}
+
+/// A consumer cursor to write back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorWrite {
+    /// The application.
+    pub app: AppName,
+    /// What it has been told.
+    pub cursor: Cursor,
+    /// When it was told.
+    pub told_at: DateTime<Utc>,
+}
+
+/// What a store holds at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The current head, if anything was ever published.
+    pub head: Option<Head>,
+    /// Every application's cursor.
+    pub cursors: Vec<(AppName, Cursor)>,
+}
+
+/// A storage failure. Its text is for logs only; clients are told the store
+/// is unavailable.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached, read or written.
+    #[error("storage failed: {0}")]
+    Backend(String),
+    /// The database holds something this version cannot read.
+    #[error("storage holds unreadable data: {0}")]
+    Corrupt(String),
+    /// The store has been closed, or its worker has stopped.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// The storage contract every backend passes (see the conformance tests).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Loads the head and all cursors.
+    async fn snapshot(&self) -> Result<Snapshot, StoreError>;
+
+    /// Records a change, decides whether it becomes the head, and returns once
+    /// both are durable (committed and synced).
+    async fn publish(&self, change: NewChange) -> Result<Recorded, StoreError>;
+
+    /// Writes consumer cursors back; a cursor never moves backwards.
+    async fn save_cursors(&self, cursors: Vec<CursorWrite>) -> Result<(), StoreError>;
+
+    /// Answers when the store can serve requests.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Finishes pending work and releases the database. Later calls fail
+    /// with [`StoreError::Closed`].
+    async fn close(&self) -> Result<(), StoreError>;
+}

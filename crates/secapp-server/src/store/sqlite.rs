@@ -1,0 +1,447 @@
+//! The embedded SQLite store: one file in the data dir, WAL mode, every commit
+//! synced.
+//!
+//! One worker thread owns the connection and the [`Ledger`]. Requests reach it
+//! through a channel; it takes every request already waiting and handles them
+//! in one transaction (group commit), so concurrent publishes share one sync
+//! of the write-ahead log instead of queueing for one each.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use chrono::{SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+use secapp_domain::{
+    AppName, Change, ChangeId, ChangedAt, Cursor, Head, Ledger, Level, Outcome, Version,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CursorWrite, NewChange, Recorded, Snapshot, Store, StoreError};
+
+/// File name of the database inside the data dir.
+pub const DATABASE_FILE: &str = "secapp.db";
+
+/// The most requests handled in one transaction; bounds the latency one batch
+/// adds to the requests behind it.
+const MAX_BATCH: usize = 512;
+
+/// Requests waiting for the worker before senders wait too.
+const QUEUE_DEPTH: usize = 4096;
+
+/// Schema migrations, applied in order at start-up. Never edit one that has
+/// shipped: add the next.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Command {
+    Snapshot(Reply<Snapshot>),
+    Publish(NewChange, Reply<Recorded>),
+    SaveCursors(Vec<CursorWrite>, Reply<()>),
+    Ping(Reply<()>),
+    Close(Reply<()>),
+}
+
+/// The SQLite store. Cheap to share behind an `Arc`.
+pub struct SqliteStore {
+    queue: mpsc::Sender<Command>,
+    /// Joined on close so the database is released before `close` returns; a
+    /// std `Mutex` because it is touched once, never across an `.await`.
+    worker: Mutex<Option<JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir`, applies pending
+    /// migrations and starts the worker thread.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be opened, migrated or read.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(DATABASE_FILE);
+        let mut conn = Connection::open(&path).map_err(backend)?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        let ledger = Ledger::with_head(load_head(&conn)?);
+        let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
+        let worker = std::thread::Builder::new()
+            .name("secapp-sqlite".into())
+            .spawn(move || Worker { conn, ledger }.run(inbox))
+            .map_err(|e| StoreError::Backend(format!("cannot start the storage thread: {e}")))?;
+        Ok(Self {
+            queue,
+            worker: Mutex::new(Some(worker)),
+            path,
+        })
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(command(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.ask(Command::Snapshot).await
+    }
+
+    async fn publish(&self, change: NewChange) -> Result<Recorded, StoreError> {
+        self.ask(|reply| Command::Publish(change, reply)).await
+    }
+
+    async fn save_cursors(&self, cursors: Vec<CursorWrite>) -> Result<(), StoreError> {
+        if cursors.is_empty() {
+            return Ok(());
+        }
+        self.ask(|reply| Command::SaveCursors(cursors, reply)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.ask(Command::Ping).await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        let closed = self.ask(Command::Close).await;
+        let worker = self
+            .worker
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .take();
+        if let Some(worker) = worker {
+            // The worker has answered Close and is returning; joining only
+            // waits for the connection to drop.
+            tokio::task::spawn_blocking(move || worker.join())
+                .await
+                .map_err(|_| StoreError::Closed)?
+                .map_err(|_| StoreError::Backend("the storage thread panicked".into()))?;
+        }
+        closed
+    }
+}
+
+/// Owns the connection; runs on its own thread.
+struct Worker {
+    conn: Connection,
+    ledger: Ledger,
+}
+
+impl Worker {
+    fn run(mut self, mut inbox: mpsc::Receiver<Command>) {
+        while let Some(first) = inbox.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match inbox.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            if self.handle(batch) {
+                break;
+            }
+        }
+    }
+
+    /// Handles one batch; returns true when asked to close.
+    fn handle(&mut self, batch: Vec<Command>) -> bool {
+        let mut publishes = Vec::new();
+        let mut cursor_saves = Vec::new();
+        let mut close = None;
+        for command in batch {
+            match command {
+                Command::Publish(change, reply) => publishes.push((change, reply)),
+                Command::SaveCursors(cursors, reply) => cursor_saves.push((cursors, reply)),
+                Command::Snapshot(reply) => {
+                    let _ = reply.send(self.snapshot());
+                }
+                Command::Ping(reply) => {
+                    let _ = reply.send(self.ping());
+                }
+                Command::Close(reply) => close = Some(reply),
+            }
+        }
+        if !publishes.is_empty() || !cursor_saves.is_empty() {
+            self.write(publishes, cursor_saves);
+        }
+        match close {
+            Some(reply) => {
+                let _ = reply.send(self.checkpoint());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// One transaction for every write in the batch: one sync for all.
+    fn write(
+        &mut self,
+        publishes: Vec<(NewChange, Reply<Recorded>)>,
+        cursor_saves: Vec<(Vec<CursorWrite>, Reply<()>)>,
+    ) {
+        let before = self.ledger.clone();
+        let changes: Vec<&NewChange> = publishes.iter().map(|(change, _)| change).collect();
+        let cursors = cursor_saves.iter().flat_map(|(cursors, _)| cursors);
+        let result = write_batch(&mut self.conn, &mut self.ledger, &changes, cursors);
+        match result {
+            Ok(recorded) => {
+                for ((_, reply), recorded) in publishes.into_iter().zip(recorded) {
+                    let _ = reply.send(Ok(recorded));
+                }
+                for (_, reply) in cursor_saves {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                // Nothing was committed: the ledger must not remember it either.
+                self.ledger = before;
+                tracing::error!(error = %e, "a storage write failed and was rolled back");
+                for (_, reply) in publishes {
+                    let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+                for (_, reply) in cursor_saves {
+                    let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT app_name, told_version FROM consumers")
+            .map_err(backend)?;
+        let cursors = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .map_err(backend)?
+            .map(|row| {
+                let (name, told) = row.map_err(backend)?;
+                let app = AppName::parse(&name)
+                    .map_err(|e| StoreError::Corrupt(format!("consumer {name:?}: {e}")))?;
+                Ok((app, Cursor::at(Version(to_version(told)?))))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Snapshot {
+            head: self.ledger.head().cloned(),
+            cursors,
+        })
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(()))
+            .map_err(backend)
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(backend)
+    }
+}
+
+fn write_batch<'a>(
+    conn: &mut Connection,
+    ledger: &mut Ledger,
+    changes: &[&NewChange],
+    cursors: impl Iterator<Item = &'a CursorWrite>,
+) -> Result<Vec<Recorded>, rusqlite::Error> {
+    let tx = conn.transaction()?;
+    let mut recorded = Vec::with_capacity(changes.len());
+    for change in changes {
+        recorded.push(insert_change(&tx, ledger, change)?);
+    }
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO consumers (app_name, told_version, told_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (app_name) DO UPDATE SET
+                 told_version = max(told_version, excluded.told_version),
+                 told_at = CASE WHEN excluded.told_version > told_version
+                                THEN excluded.told_at ELSE told_at END",
+        )?;
+        for write in cursors {
+            upsert.execute(params![
+                write.app.as_str(),
+                version_to_sql(write.cursor.told()),
+                rfc3339(write.told_at),
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(recorded)
+}
+
+fn insert_change(
+    tx: &Transaction<'_>,
+    ledger: &mut Ledger,
+    change: &NewChange,
+) -> Result<Recorded, rusqlite::Error> {
+    let outcome = ledger.classify(&change.changed_at);
+    let head_version = (outcome == Outcome::Head).then(|| version_to_sql(ledger.version().next()));
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO changes (level, changed_at, published_by, received_at, outcome, head_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )?
+        .query_row(
+            params![
+                change.level.get(),
+                change.changed_at.to_string(),
+                change.published_by.as_str(),
+                rfc3339(change.received_at),
+                outcome.as_str(),
+                head_version,
+            ],
+            |row| row.get(0),
+        )?;
+    let applied = ledger.apply(Change {
+        id: ChangeId(id),
+        level: change.level,
+        changed_at: change.changed_at,
+    });
+    debug_assert_eq!(applied, outcome);
+    let head = ledger
+        .head()
+        .cloned()
+        .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    Ok(Recorded {
+        id: ChangeId(id),
+        outcome,
+        head,
+    })
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    // WAL lets readers proceed during a write; synchronous=FULL syncs the WAL
+    // at every commit, which is what makes an acknowledged publish survive
+    // power loss (NORMAL would only sync at checkpoints).
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .map_err(backend)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "the database refused WAL mode (journal_mode is {mode}); is the data dir on a network file system?"
+        )));
+    }
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at TEXT NOT NULL
+         )",
+    )
+    .map_err(backend)?;
+    let applied: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(backend)?;
+    let known = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    if applied > known {
+        return Err(StoreError::Corrupt(format!(
+            "the database is at schema version {applied}, newer than this secapp knows ({known}); \
+             run a newer secapp or restore a backup"
+        )));
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![version, name, rfc3339(Utc::now())],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        tracing::info!(version, name, "applied schema migration");
+    }
+    Ok(())
+}
+
+fn load_head(conn: &Connection) -> Result<Option<Head>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT id, level, changed_at, head_version FROM changes
+             WHERE head_version IS NOT NULL ORDER BY head_version DESC LIMIT 1",
+            [],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some((id, level, changed_at, version)) = row else {
+        return Ok(None);
+    };
+    let changed_at = ChangedAt::parse(&changed_at)
+        .map_err(|e| StoreError::Corrupt(format!("change {id}: {e}")))?;
+    Ok(Some(Head {
+        change: Change {
+            id: ChangeId(id),
+            level: Level::from_stored(level),
+            changed_at,
+        },
+        version: Version(to_version(version)?),
+    }))
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn rfc3339(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn to_version(raw: i64) -> Result<u64, StoreError> {
+    u64::try_from(raw).map_err(|_| StoreError::Corrupt(format!("negative head version {raw}")))
+}
+
+fn version_to_sql(version: Version) -> i64 {
+    // Versions count publishes; i64::MAX of them is beyond any deployment.
+    i64::try_from(version.0).unwrap_or(i64::MAX)
+}
