@@ -93,7 +93,11 @@ mod tests {
             Err(AppNameError::TooLong)
         );
         for bad in [" lead", "trail ", "tab\there", "nl\n", "del\x7f", "café"] {
-            assert_eq!(AppName::parse(bad), Err(AppNameError::NotPrintable), "{bad:?}");
+            assert_eq!(
+                AppName::parse(bad),
+                Err(AppNameError::NotPrintable),
+                "{bad:?}"
+            );
         }
     }
 }

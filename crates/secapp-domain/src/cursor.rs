@@ -84,7 +84,13 @@ mod tests {
 
     #[test]
     fn merging_keeps_the_newest() {
-        assert_eq!(Cursor::at(Version(2)).max(Cursor::at(Version(5))), Cursor::at(Version(5)));
-        assert_eq!(Cursor::at(Version(6)).max(Cursor::at(Version(5))), Cursor::at(Version(6)));
+        assert_eq!(
+            Cursor::at(Version(2)).max(Cursor::at(Version(5))),
+            Cursor::at(Version(5))
+        );
+        assert_eq!(
+            Cursor::at(Version(6)).max(Cursor::at(Version(5))),
+            Cursor::at(Version(6))
+        );
     }
 }

@@ -163,7 +163,10 @@ mod tests {
         let mut ledger = Ledger::default();
         assert_eq!(ledger.version(), Version(0));
         assert!(ledger.head().is_none());
-        assert_eq!(ledger.apply(change(1, 3, "2026-03-01T12:00:00Z")), Outcome::Head);
+        assert_eq!(
+            ledger.apply(change(1, 3, "2026-03-01T12:00:00Z")),
+            Outcome::Head
+        );
         assert_eq!(ledger.version(), Version(1));
         assert_eq!(ledger.head().unwrap().change.id, ChangeId(1));
     }
@@ -172,7 +175,10 @@ mod tests {
     fn a_later_change_wins_and_bumps_the_version() {
         let mut ledger = Ledger::default();
         ledger.apply(change(1, 3, "2026-03-01T12:00:00Z"));
-        assert_eq!(ledger.apply(change(2, 4, "2026-03-01T12:00:01Z")), Outcome::Head);
+        assert_eq!(
+            ledger.apply(change(2, 4, "2026-03-01T12:00:01Z")),
+            Outcome::Head
+        );
         assert_eq!(ledger.version(), Version(2));
         assert_eq!(ledger.head().unwrap().change.level.get(), 4);
     }
@@ -181,7 +187,10 @@ mod tests {
     fn a_tie_keeps_the_first_change_and_the_version() {
         let mut ledger = Ledger::default();
         ledger.apply(change(1, 3, "2026-03-01T12:00:00Z"));
-        assert_eq!(ledger.apply(change(2, 5, "2026-03-01T14:00:00+02:00")), Outcome::Tie);
+        assert_eq!(
+            ledger.apply(change(2, 5, "2026-03-01T14:00:00+02:00")),
+            Outcome::Tie
+        );
         let head = ledger.head().unwrap();
         assert_eq!((head.change.id, head.version), (ChangeId(1), Version(1)));
     }
@@ -190,7 +199,10 @@ mod tests {
     fn an_older_change_is_recorded_but_does_not_win() {
         let mut ledger = Ledger::default();
         ledger.apply(change(1, 3, "2026-03-01T12:00:00Z"));
-        assert_eq!(ledger.apply(change(2, 1, "2026-03-01T11:59:59.999Z")), Outcome::Older);
+        assert_eq!(
+            ledger.apply(change(2, 1, "2026-03-01T11:59:59.999Z")),
+            Outcome::Older
+        );
         assert_eq!(ledger.head().unwrap().change.id, ChangeId(1));
         assert_eq!(ledger.version(), Version(1));
     }
@@ -199,7 +211,10 @@ mod tests {
     fn the_same_level_at_a_later_time_is_a_new_head() {
         let mut ledger = Ledger::default();
         ledger.apply(change(1, 3, "2026-03-01T12:00:00Z"));
-        assert_eq!(ledger.apply(change(2, 3, "2026-03-01T13:00:00Z")), Outcome::Head);
+        assert_eq!(
+            ledger.apply(change(2, 3, "2026-03-01T13:00:00Z")),
+            Outcome::Head
+        );
         assert_eq!(ledger.version(), Version(2));
     }
 

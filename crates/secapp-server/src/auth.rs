@@ -31,9 +31,7 @@ impl FromRequestParts<AppState> for Principal {
             return Err(ApiError::InvalidToken);
         }
         let name = single(&parts.headers, APP_NAME_HEADER)
-            .map_err(|()| {
-                ApiError::InvalidAppName(secapp_domain::AppNameError::NotPrintable)
-            })?
+            .map_err(|()| ApiError::InvalidAppName(secapp_domain::AppNameError::NotPrintable))?
             .ok_or(ApiError::MissingAppName)?;
         let name = std::str::from_utf8(name)
             .map_err(|_| ApiError::InvalidAppName(secapp_domain::AppNameError::NotPrintable))?;

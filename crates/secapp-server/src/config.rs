@@ -114,7 +114,9 @@ pub enum ConfigError {
         message: String,
     },
     /// `--min-level` is greater than `--max-level`.
-    #[error("{0}: set --min-level (SECAPP_MIN_LEVEL) no higher than --max-level (SECAPP_MAX_LEVEL)")]
+    #[error(
+        "{0}: set --min-level (SECAPP_MIN_LEVEL) no higher than --max-level (SECAPP_MAX_LEVEL)"
+    )]
     Levels(secapp_domain::LevelError),
     /// A duration that must be positive is zero.
     #[error("{0} must be greater than zero")]

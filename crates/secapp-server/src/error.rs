@@ -190,9 +190,8 @@ mod tests {
     fn json_errors_split_into_syntax_and_shape() {
         let syntax = serde_json::from_str::<secapp_api::PublishRequest>("{nope").unwrap_err();
         assert_eq!(ApiError::from(syntax).status(), StatusCode::BAD_REQUEST);
-        let shape =
-            serde_json::from_str::<secapp_api::PublishRequest>(r#"{"current_status":"4"}"#)
-                .unwrap_err();
+        let shape = serde_json::from_str::<secapp_api::PublishRequest>(r#"{"current_status":"4"}"#)
+            .unwrap_err();
         assert_eq!(
             ApiError::from(shape).status(),
             StatusCode::UNPROCESSABLE_ENTITY

@@ -85,6 +85,20 @@ impl Hub {
         Some(head)
     }
 
+    /// What [`Hub::poll`] would answer, without recording a delivery (for
+    /// `HEAD`, which has no body to deliver the head in).
+    #[must_use]
+    pub fn peek(&self, app: &AppName) -> Option<Arc<Head>> {
+        let head = self.head()?;
+        let told = self
+            .lock_cursors()
+            .by_app
+            .get(app.as_str())
+            .map(|cursor| cursor.told())
+            .unwrap_or_default();
+        (head.version > told).then_some(head)
+    }
+
     /// Records a change durably, then makes it the live head if it won.
     ///
     /// # Errors
@@ -186,7 +200,9 @@ mod tests {
     async fn flushed_cursors_survive_a_reopen_and_unflushed_ones_are_told_again() {
         let dir = tempfile::tempdir().unwrap();
         let (hub, store) = open_hub(dir.path()).await;
-        hub.publish(change(3, "2026-03-01T12:00:00Z")).await.unwrap();
+        hub.publish(change(3, "2026-03-01T12:00:00Z"))
+            .await
+            .unwrap();
         let told = AppName::parse("told").unwrap();
         let lost = AppName::parse("lost").unwrap();
         assert!(hub.poll(&told, Utc::now()).is_some());
@@ -207,7 +223,9 @@ mod tests {
     async fn a_failed_flush_keeps_the_cursors_dirty() {
         let dir = tempfile::tempdir().unwrap();
         let (hub, store) = open_hub(dir.path()).await;
-        hub.publish(change(3, "2026-03-01T12:00:00Z")).await.unwrap();
+        hub.publish(change(3, "2026-03-01T12:00:00Z"))
+            .await
+            .unwrap();
         hub.poll(&AppName::parse("a").unwrap(), Utc::now()).unwrap();
         store.close().await.unwrap();
         assert!(hub.flush_cursors().await.is_err());

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use secapp_api::{CurrentState, Empty, PollAnswer, PublishAnswer, PublishRequest};
 use secapp_domain::{ChangedAt, Head};
@@ -47,11 +47,7 @@ pub async fn publish(
 ) -> Result<Json<PublishAnswer>, ApiError> {
     let request: PublishRequest = serde_json::from_slice(&body?)?;
     let change = validate(&state, principal, request)?;
-    let (level, changed_at, app) = (
-        change.level,
-        change.changed_at,
-        change.published_by.clone(),
-    );
+    let (level, changed_at, app) = (change.level, change.changed_at, change.published_by.clone());
     let recorded = state.hub.publish(change).await?;
     tracing::info!(
         %app, %level, %changed_at,
@@ -110,8 +106,15 @@ fn validate(
     ),
     security(("token" = [])),
 )]
-pub async fn poll(State(state): State<AppState>, principal: Principal) -> Response {
-    let answer = match state.hub.poll(&principal.app, state.clock.now()) {
+pub async fn poll(State(state): State<AppState>, method: Method, principal: Principal) -> Response {
+    // axum answers HEAD with the GET handler; a HEAD answer has no body, so it
+    // must not count as telling the application.
+    let head = if method == Method::HEAD {
+        state.hub.peek(&principal.app)
+    } else {
+        state.hub.poll(&principal.app, state.clock.now())
+    };
+    let answer = match head {
         Some(head) => PollAnswer::Changed(current_state(&head)),
         None => PollAnswer::Unchanged(Empty {}),
     };

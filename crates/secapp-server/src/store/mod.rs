@@ -5,6 +5,8 @@
 //! [`Ledger::apply`](secapp_domain::Ledger::apply) in the same transaction that
 //! records the change, so the history and the head can never disagree.
 
+#[cfg(test)]
+pub mod conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -23,6 +23,10 @@ use super::{CursorWrite, NewChange, Recorded, Snapshot, Store, StoreError};
 /// File name of the database inside the data dir.
 pub const DATABASE_FILE: &str = "secapp.db";
 
+/// File locked while a server uses the data dir: two servers writing one
+/// SQLite file would each believe their own head.
+pub const LOCK_FILE: &str = "secapp.lock";
+
 /// The most requests handled in one transaction; bounds the latency one batch
 /// adds to the requests behind it.
 const MAX_BATCH: usize = 512;
@@ -72,6 +76,7 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError`] when the file cannot be opened, migrated or read.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let lock = lock_data_dir(data_dir)?;
         let path = data_dir.join(DATABASE_FILE);
         let mut conn = Connection::open(&path).map_err(backend)?;
         configure(&conn)?;
@@ -80,7 +85,11 @@ impl SqliteStore {
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
         let worker = std::thread::Builder::new()
             .name("secapp-sqlite".into())
-            .spawn(move || Worker { conn, ledger }.run(inbox))
+            .spawn(move || {
+                Worker { conn, ledger }.run(inbox);
+                // Released only once the connection is closed.
+                drop(lock);
+            })
             .map_err(|e| StoreError::Backend(format!("cannot start the storage thread: {e}")))?;
         Ok(Self {
             queue,
@@ -128,11 +137,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) -> Result<(), StoreError> {
         let closed = self.ask(Command::Close).await;
-        let worker = self
-            .worker
-            .lock()
-            .map_err(|_| StoreError::Closed)?
-            .take();
+        let worker = self.worker.lock().map_err(|_| StoreError::Closed)?.take();
         if let Some(worker) = worker {
             // The worker has answered Close and is returning; joining only
             // waits for the connection to drop.
@@ -337,6 +342,27 @@ fn insert_change(
     })
 }
 
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Backend(format!(
+            "another secapp server is using the data dir {}; stop it or choose another --data-dir",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Backend(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     // WAL lets readers proceed during a write; synchronous=FULL syncs the WAL
     // at every commit, which is what makes an acknowledged publish survive
@@ -444,4 +470,64 @@ fn to_version(raw: i64) -> Result<u64, StoreError> {
 fn version_to_sql(version: Version) -> i64 {
     // Versions count publishes; i64::MAX of them is beyond any deployment.
     i64::try_from(version.0).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::SqliteStore;
+    use crate::store::Store;
+    use crate::store::conformance::Backend;
+
+    /// One temporary data dir, reopened on every `open`.
+    struct TempSqlite(tempfile::TempDir);
+
+    impl TempSqlite {
+        fn new() -> Self {
+            Self(tempfile::tempdir().unwrap())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Backend for TempSqlite {
+        async fn open(&self) -> Arc<dyn Store> {
+            Arc::new(SqliteStore::open(self.0.path()).unwrap())
+        }
+    }
+
+    crate::conformance_tests!(TempSqlite::new());
+
+    #[tokio::test]
+    async fn a_second_server_on_the_same_data_dir_is_refused_until_the_first_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStore::open(dir.path()).unwrap();
+        let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("another secapp server"), "{err}");
+        first.close().await.unwrap();
+        SqliteStore::open(dir.path())
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_secapp_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteStore::open(dir.path())
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join(super::DATABASE_FILE)).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 'x')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("newer secapp"), "{err}");
+    }
 }

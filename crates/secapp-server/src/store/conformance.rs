@@ -1,0 +1,212 @@
+//! The behaviour every [`Store`] must show, written once and run against each
+//! backend through [`conformance_tests!`](crate::conformance_tests).
+//!
+//! A backend provides a [`Backend`]: something that opens the same database
+//! again each time it is asked, so persistence across a reopen is tested too.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use secapp_domain::{AppName, ChangeId, ChangedAt, Cursor, LevelRange, Outcome, Version};
+
+use super::{CursorWrite, NewChange, Store, StoreError};
+
+/// Opens one database, fresh at first, the same one on every later call.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Opens the store; the previous one returned has been closed.
+    async fn open(&self) -> Arc<dyn Store>;
+}
+
+fn change(level: i64, at: &str) -> NewChange {
+    NewChange {
+        level: LevelRange::default().level(level).unwrap(),
+        changed_at: ChangedAt::parse(at).unwrap(),
+        published_by: AppName::parse("producer").unwrap(),
+        received_at: Utc::now(),
+    }
+}
+
+fn cursor(app: &str, version: u64) -> CursorWrite {
+    CursorWrite {
+        app: AppName::parse(app).unwrap(),
+        cursor: Cursor::at(Version(version)),
+        told_at: Utc::now(),
+    }
+}
+
+/// A new store holds no head and no cursors.
+pub async fn starts_empty(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let snapshot = store.snapshot().await.unwrap();
+    assert!(snapshot.head.is_none());
+    assert!(snapshot.cursors.is_empty());
+    store.ping().await.unwrap();
+    store.close().await.unwrap();
+}
+
+/// Ids increase, the latest `Change_at` wins, ties and older changes do not,
+/// and the head version counts wins only.
+pub async fn applies_the_ordering_rule(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let a = store
+        .publish(change(3, "2026-03-01T12:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!((a.outcome, a.head.version), (Outcome::Head, Version(1)));
+    assert_eq!(a.head.change.id, a.id);
+    let tie = store
+        .publish(change(5, "2026-03-01T12:00:00Z"))
+        .await
+        .unwrap();
+    assert!(tie.id > a.id);
+    assert_eq!((tie.outcome, tie.head.change.id), (Outcome::Tie, a.id));
+    let older = store
+        .publish(change(1, "2026-03-01T11:00:00Z"))
+        .await
+        .unwrap();
+    assert!(older.id > tie.id);
+    assert_eq!(
+        (older.outcome, older.head.version),
+        (Outcome::Older, Version(1))
+    );
+    let b = store
+        .publish(change(4, "2026-03-01T13:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!((b.outcome, b.head.version), (Outcome::Head, Version(2)));
+    assert_eq!(b.head.change.level.get(), 4);
+    store.close().await.unwrap();
+}
+
+/// The head, its version, the id sequence and cursors survive a reopen.
+pub async fn persists_across_a_reopen(backend: &dyn Backend) {
+    let store = backend.open().await;
+    store
+        .publish(change(3, "2026-03-01T12:00:00Z"))
+        .await
+        .unwrap();
+    let head = store
+        .publish(change(4, "2026-03-01T12:30:00.125Z"))
+        .await
+        .unwrap();
+    store
+        .publish(change(2, "2026-03-01T12:10:00Z"))
+        .await
+        .unwrap();
+    store
+        .save_cursors(vec![cursor("billing", 2), cursor("payroll", 1)])
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+
+    let store = backend.open().await;
+    let snapshot = store.snapshot().await.unwrap();
+    let loaded = snapshot.head.unwrap();
+    assert_eq!(loaded, head.head);
+    assert_eq!(
+        loaded.change.changed_at.to_string(),
+        "2026-03-01T12:30:00.125Z"
+    );
+    let mut cursors = snapshot.cursors;
+    cursors.sort();
+    assert_eq!(
+        cursors,
+        vec![
+            (AppName::parse("billing").unwrap(), Cursor::at(Version(2))),
+            (AppName::parse("payroll").unwrap(), Cursor::at(Version(1))),
+        ]
+    );
+    let next = store
+        .publish(change(5, "2026-03-01T14:00:00Z"))
+        .await
+        .unwrap();
+    assert!(next.id > ChangeId(3));
+    assert_eq!(next.head.version, Version(3));
+    store.close().await.unwrap();
+}
+
+/// A cursor write never moves a cursor backwards.
+pub async fn never_moves_a_cursor_back(backend: &dyn Backend) {
+    let store = backend.open().await;
+    store
+        .save_cursors(vec![cursor("billing", 5)])
+        .await
+        .unwrap();
+    store
+        .save_cursors(vec![cursor("billing", 3)])
+        .await
+        .unwrap();
+    let snapshot = store.snapshot().await.unwrap();
+    assert_eq!(snapshot.cursors[0].1, Cursor::at(Version(5)));
+    store.close().await.unwrap();
+}
+
+/// Many concurrent publishes get distinct ids and a consistent head: every
+/// head version from 1 to the last is used exactly once.
+pub async fn concurrent_publishes_are_serialised(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..200_i64 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let at = format!("2026-03-01T12:00:{:02}Z", n % 60);
+            store.publish(change(1 + n % 5, &at)).await.unwrap()
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(recorded) = tasks.join_next().await {
+        all.push(recorded.unwrap());
+    }
+    all.sort_by_key(|r| r.id);
+    let ids: std::collections::BTreeSet<_> = all.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 200);
+    let mut wins: Vec<u64> = all
+        .iter()
+        .filter(|r| r.outcome == Outcome::Head)
+        .map(|r| r.head.version.0)
+        .collect();
+    wins.sort_unstable();
+    let expected: Vec<u64> = (1..=u64::try_from(wins.len()).unwrap()).collect();
+    assert_eq!(wins, expected);
+    let last = store.snapshot().await.unwrap().head.unwrap();
+    assert_eq!(last.change.changed_at.to_string(), "2026-03-01T12:00:59Z");
+    store.close().await.unwrap();
+}
+
+/// After `close`, every call fails with [`StoreError::Closed`] instead of hanging.
+pub async fn refuses_work_after_close(backend: &dyn Backend) {
+    let store = backend.open().await;
+    store.close().await.unwrap();
+    assert!(matches!(store.ping().await, Err(StoreError::Closed)));
+    assert!(matches!(
+        store.publish(change(3, "2026-03-01T12:00:00Z")).await,
+        Err(StoreError::Closed)
+    ));
+}
+
+/// Generates one `#[tokio::test]` per conformance check for a backend.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_tests {
+    ($backend:expr) => {
+        $crate::conformance_tests!(@each $backend;
+            starts_empty,
+            applies_the_ordering_rule,
+            persists_across_a_reopen,
+            never_moves_a_cursor_back,
+            concurrent_publishes_are_serialised,
+            refuses_work_after_close,
+        );
+    };
+    (@each $backend:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let backend = $backend;
+                $crate::store::conformance::$check(&backend).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,351 @@
+//! Bad requests get a clear JSON error and change nothing; none gets a 5xx.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TOKEN, TestApp, spawn_app, status_and_json};
+
+/// Sends one request with the given headers and body.
+async fn send(
+    app: &TestApp,
+    method: Method,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
+    let mut request = app.client.request(method, app.url("/secapp/update"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    status_and_json(request.send().await.expect("send")).await
+}
+
+/// Asserts the state is exactly: head `head_id` (as seen by a new app), and the
+/// next publish gets `head_id + 1`: a refused request took no id.
+async fn assert_unchanged(app: &TestApp, head_id: i64, probe: &str) {
+    let (_, seen) = app.api().poll(probe).await;
+    assert_eq!(seen["status_change_id"], json!(head_id), "head moved");
+    assert_eq!(seen["current_status"], json!(2));
+}
+
+const GOOD: &str = r#"{"current_status": 3, "Change_at": "2026-03-01T12:10:00Z"}"#;
+
+#[tokio::test]
+async fn missing_or_wrong_credentials_are_refused_on_both_methods() {
+    let app = spawn_app().await;
+    let head = app
+        .api()
+        .publish("security", 2, "2026-03-01T12:00:00Z")
+        .await;
+    let body = || Some(GOOD.as_bytes().to_vec());
+    let long_name = "x".repeat(129);
+    let cases: Vec<(Method, Vec<(&str, &str)>, Option<Vec<u8>>, u16, &str)> = vec![
+        (
+            Method::GET,
+            vec![("Token", TOKEN)],
+            None,
+            400,
+            "missing_app_name",
+        ),
+        (
+            Method::POST,
+            vec![("Token", TOKEN)],
+            body(),
+            400,
+            "missing_app_name",
+        ),
+        (
+            Method::GET,
+            vec![("App-name", "billing")],
+            None,
+            401,
+            "missing_token",
+        ),
+        (
+            Method::POST,
+            vec![("App-name", "security")],
+            body(),
+            401,
+            "missing_token",
+        ),
+        (
+            Method::GET,
+            vec![("App-name", "billing"), ("Token", "wrong")],
+            None,
+            401,
+            "invalid_token",
+        ),
+        (
+            Method::POST,
+            vec![("App-name", "security"), ("Token", "wrong")],
+            body(),
+            401,
+            "invalid_token",
+        ),
+        (
+            Method::GET,
+            vec![("App-name", "billing"), ("Token", "")],
+            None,
+            401,
+            "invalid_token",
+        ),
+        (
+            Method::POST,
+            vec![
+                ("App-name", "security"),
+                ("Token", &TOKEN[..TOKEN.len() - 1]),
+            ],
+            body(),
+            401,
+            "invalid_token",
+        ),
+        (
+            Method::GET,
+            vec![("App-name", ""), ("Token", TOKEN)],
+            None,
+            400,
+            "invalid_app_name",
+        ),
+        (
+            Method::POST,
+            vec![("App-name", &long_name), ("Token", TOKEN)],
+            body(),
+            400,
+            "invalid_app_name",
+        ),
+    ];
+    for (method, headers, body, status, code) in cases {
+        let (got, answer) = send(&app, method.clone(), &headers, body).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{method} {headers:?}"
+        );
+        assert!(answer["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    assert_unchanged(&app, head, "probe").await;
+    // The refused polls as `billing` did not consume billing's delivery.
+    assert_eq!(
+        app.api().poll("billing").await.1["status_change_id"],
+        json!(head)
+    );
+    assert_eq!(
+        app.api()
+            .publish("security", 3, "2026-03-01T12:10:00Z")
+            .await,
+        head + 1
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_are_refused_with_their_own_codes() {
+    let app = spawn_app().await;
+    let head = app
+        .api()
+        .publish("security", 2, "2026-03-01T12:00:00Z")
+        .await;
+    let far_future = (chrono::Utc::now() + chrono::TimeDelta::minutes(6)).to_rfc3339();
+    let cases: Vec<(String, u16, &str)> = vec![
+        (String::new(), 400, "malformed_json"),
+        ("{".into(), 400, "malformed_json"),
+        ("not json".into(), 400, "malformed_json"),
+        (r#"{"current_status": 3,}"#.into(), 400, "malformed_json"),
+        ("[]".into(), 422, "invalid_body"),
+        ("null".into(), 422, "invalid_body"),
+        ("{}".into(), 422, "invalid_body"),
+        (
+            r#"{"Change_at": "2026-03-01T12:10:00Z"}"#.into(),
+            422,
+            "invalid_body",
+        ),
+        (r#"{"current_status": "3"}"#.into(), 422, "invalid_body"),
+        (r#"{"current_status": 3.5}"#.into(), 422, "invalid_body"),
+        (
+            r#"{"current_status": 99999999999999999999999}"#.into(),
+            422,
+            "invalid_body",
+        ),
+        (
+            r#"{"current_status": 3, "Change_at": 1772366700}"#.into(),
+            422,
+            "invalid_body",
+        ),
+        (r#"{"current_status": 0}"#.into(), 422, "level_out_of_range"),
+        (r#"{"current_status": 6}"#.into(), 422, "level_out_of_range"),
+        (
+            r#"{"current_status": -1}"#.into(),
+            422,
+            "level_out_of_range",
+        ),
+        (
+            r#"{"current_status": 3, "Change_at": "soon"}"#.into(),
+            422,
+            "invalid_change_at",
+        ),
+        (
+            r#"{"current_status": 3, "Change_at": ""}"#.into(),
+            422,
+            "invalid_change_at",
+        ),
+        (
+            r#"{"current_status": 3, "Change_at": "2026-02-30T12:00:00Z"}"#.into(),
+            422,
+            "invalid_change_at",
+        ),
+        (
+            r#"{"current_status": 3, "Change_at": "2026-03-01T24:30:00Z"}"#.into(),
+            422,
+            "invalid_change_at",
+        ),
+        (
+            format!(r#"{{"current_status": 3, "Change_at": "{far_future}"}}"#),
+            422,
+            "change_at_in_future",
+        ),
+        (
+            format!(
+                r#"{{"current_status": 3, "pad": "{}"}}"#,
+                "x".repeat(17 * 1024)
+            ),
+            413,
+            "body_too_large",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (got, answer) = send(
+            &app,
+            Method::POST,
+            &[("App-name", "security"), ("Token", TOKEN)],
+            Some(body.clone().into_bytes()),
+        )
+        .await;
+        let shown: String = body.chars().take(80).collect();
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "body {shown}: {answer}"
+        );
+        assert!(answer["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    assert_unchanged(&app, head, "probe").await;
+    assert_eq!(
+        app.api()
+            .publish("security", 3, "2026-03-01T12:10:00Z")
+            .await,
+        head + 1
+    );
+}
+
+#[tokio::test]
+async fn a_change_at_within_the_clock_skew_is_accepted() {
+    let app = spawn_app().await;
+    let soon = (chrono::Utc::now() + chrono::TimeDelta::minutes(4)).to_rfc3339();
+    app.api().publish("security", 3, &soon).await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json_errors() {
+    let app = spawn_app().await;
+    let (status, body) =
+        status_and_json(app.client.get(app.url("/nope")).send().await.unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    let (status, body) = status_and_json(
+        app.client
+            .delete(app.url("/secapp/update"))
+            .header("Token", TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+}
+
+/// A small deterministic generator, so a failure replays the same inputs.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[usize::try_from(self.next()).unwrap() % items.len()]
+    }
+}
+
+#[tokio::test]
+async fn no_generated_body_gets_a_server_error() {
+    let app = spawn_app().await;
+    let mut rng = Lcg(0x5eca_9901);
+    let values = [
+        "0",
+        "1",
+        "5",
+        "-0",
+        "1e3",
+        "3.0",
+        "\"4\"",
+        "null",
+        "true",
+        "[]",
+        "{}",
+        "\"\"",
+        "\"2026-03-01T12:00:00Z\"",
+        "\"2026-03-01T12:00:00+14:00\"",
+        "\"9999-12-31T23:59:59Z\"",
+        "\"0000-01-01T00:00:00Z\"",
+        "\"2026-03-01T12:00:00.1234567891234Z\"",
+        "\"\\u0000\"",
+        "18446744073709551616",
+        "-9223372036854775808",
+    ];
+    let keys = [
+        "current_status",
+        "Change_at",
+        "change_at",
+        "CURRENT_STATUS",
+        "",
+        "x",
+    ];
+    for round in 0..300 {
+        let fields: Vec<String> = (0..rng.next() % 4)
+            .map(|_| format!("\"{}\": {}", rng.pick(&keys), rng.pick(&values)))
+            .collect();
+        let mut body = format!("{{{}}}", fields.join(", ")).into_bytes();
+        if round % 5 == 0 && !body.is_empty() {
+            let cut = usize::try_from(rng.next()).unwrap() % body.len();
+            body.truncate(cut);
+        }
+        if round % 7 == 0 {
+            body.push(u8::try_from(rng.next() % 256).unwrap());
+        }
+        let response = app
+            .client
+            .post(app.url("/secapp/update"))
+            .header("App-name", "fuzz")
+            .header("Token", TOKEN)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = status_and_json(response).await;
+        assert!(
+            status < 500,
+            "{} -> {status} {answer}",
+            String::from_utf8_lossy(&body)
+        );
+        if status != 200 {
+            assert!(answer["error"].is_string() && answer["detail"].is_string());
+        }
+    }
+}

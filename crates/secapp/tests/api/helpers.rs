@@ -1,0 +1,246 @@
+//! Starting real servers for tests: in-process on port 0 with a fresh data dir
+//! ([`spawn_app`]), or as the real `secapp` binary ([`ServerProcess`]) for
+//! signals, `kill -9` and what the command prints.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::{Client, Response};
+use secapp_api::{APP_NAME_HEADER, TOKEN_HEADER};
+use secapp_server::Server;
+use secapp_server::config::Config;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// The token every in-process test server uses.
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A server running in this test process.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub data_dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), secapp_server::ServerError>>>,
+}
+
+/// Starts a server with the default configuration and a fresh data dir.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server after `adjust` has changed its configuration.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_in(data_dir, adjust).await
+}
+
+/// Starts a server on an existing data dir (to test restarts).
+pub async fn spawn_app_in(
+    data_dir: tempfile::TempDir,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    let mut config = Config::new(data_dir.path());
+    config.api_token = secapp_server::token::ApiToken::new(TOKEN.into());
+    adjust(&mut config);
+    let server = Server::open(config).await.expect("open server");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(listener, async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        client: Client::new(),
+        data_dir,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    /// Shuts the server down gracefully and hands back its data dir.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("clean shutdown");
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.data_dir, dir)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn api(&self) -> Api<'_> {
+        Api {
+            client: &self.client,
+            base: &self.base,
+            token: TOKEN,
+        }
+    }
+}
+
+/// Speaks the wire contract to one server.
+#[derive(Clone, Copy)]
+pub struct Api<'a> {
+    pub client: &'a Client,
+    pub base: &'a str,
+    pub token: &'a str,
+}
+
+impl Api<'_> {
+    /// Publishes a raw body as `app`; `Err` when the server cannot be reached.
+    pub async fn try_publish_raw(
+        &self,
+        app: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Result<Response> {
+        self.client
+            .post(format!("{}/secapp/update", self.base))
+            .header(APP_NAME_HEADER, app)
+            .header(TOKEN_HEADER, self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+    }
+
+    /// Publishes a raw body as `app`.
+    pub async fn publish_raw(&self, app: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.try_publish_raw(app, body).await.expect("send publish")
+    }
+
+    /// Publishes `level` at `change_at` and returns the `processed_id`.
+    pub async fn publish(&self, app: &str, level: i64, change_at: &str) -> i64 {
+        let body = serde_json::json!({"current_status": level, "Change_at": change_at});
+        let response = self.publish_raw(app, body.to_string()).await;
+        let status = response.status();
+        let json: Value = response.json().await.expect("publish answer is JSON");
+        assert_eq!(status, 200, "publish refused: {json}");
+        json["processed_id"].as_i64().expect("processed_id")
+    }
+
+    /// Polls as `app` and returns status and JSON body.
+    pub async fn poll(&self, app: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}/secapp/update", self.base))
+            .header(APP_NAME_HEADER, app)
+            .header(TOKEN_HEADER, self.token)
+            .send()
+            .await
+            .expect("send poll");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("poll answer is JSON"))
+    }
+}
+
+/// Status and JSON body of a response; panics if the body is not JSON.
+pub async fn status_and_json(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("answer with status {status} is not JSON ({e}): {text:?}"));
+    (status, json)
+}
+
+/// The real `secapp` binary, serving a data dir on an ephemeral port.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// What the process printed on stdout before it started listening.
+    pub stdout_lines: Vec<String>,
+}
+
+/// The built binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_secapp"))
+}
+
+impl ServerProcess {
+    /// Starts `secapp serve` on `data_dir` with `envs`, and waits until it listens.
+    pub fn start(data_dir: &Path, envs: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("SECAPP_API_TOKEN")
+            .env("SECAPP_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn secapp");
+        let stderr = child.stderr.take().expect("stderr");
+        let stdout = child.stdout.take().expect("stdout");
+        let (addr_tx, addr_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix("address="))
+                {
+                    let _ = addr_tx.send(addr.parse::<SocketAddr>().expect("address"));
+                }
+                eprintln!("[secapp] {line}");
+            }
+        });
+        let (out_tx, out_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = out_tx.send(line);
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("secapp did not start listening within 30 s");
+        // Whatever was printed at start-up is printed before the listen log line.
+        std::thread::sleep(Duration::from_millis(100));
+        let stdout_lines = out_rx.try_iter().collect();
+        Self {
+            child,
+            addr,
+            stdout_lines,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the exit status code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+        self.child.wait().expect("wait for secapp").code()
+    }
+
+    /// Sends SIGKILL: no flush, no shutdown, as a crash or `kill -9`.
+    pub fn kill_9(mut self) {
+        self.child.kill().expect("SIGKILL secapp");
+        self.child.wait().expect("reap secapp");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: real servers (in-process on port 0, or the real binary)
+//! with fresh SQLite data dirs, spoken to over real HTTP.
+
+mod bad_input;
+mod contract;
+mod delivery;
+mod durability;
+mod helpers;
+mod operations;
