@@ -30,6 +30,15 @@ async fn assert_unchanged(app: &TestApp, head_id: i64, probe: &str) {
     assert_eq!(seen["current_status"], json!(2));
 }
 
+/// Method, headers, body, expected status, expected error code.
+type Case<'a> = (
+    Method,
+    Vec<(&'a str, &'a str)>,
+    Option<Vec<u8>>,
+    u16,
+    &'a str,
+);
+
 const GOOD: &str = r#"{"current_status": 3, "Change_at": "2026-03-01T12:10:00Z"}"#;
 
 #[tokio::test]
@@ -41,7 +50,7 @@ async fn missing_or_wrong_credentials_are_refused_on_both_methods() {
         .await;
     let body = || Some(GOOD.as_bytes().to_vec());
     let long_name = "x".repeat(129);
-    let cases: Vec<(Method, Vec<(&str, &str)>, Option<Vec<u8>>, u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             Method::GET,
             vec![("Token", TOKEN)],

@@ -1,6 +1,9 @@
 //! End-to-end tests: real servers (in-process on port 0, or the real binary)
 //! with fresh SQLite data dirs, spoken to over real HTTP.
 
+// A failed unwrap is a failed test, which is what a test should do.
+#![allow(clippy::unwrap_used)]
+
 mod bad_input;
 mod contract;
 mod delivery;
