@@ -168,3 +168,35 @@ async fn a_graceful_stop_writes_back_cursors_the_timer_has_not() {
         json!(id)
     );
 }
+
+#[test]
+fn sigint_lets_a_request_in_flight_finish_before_exiting_0() {
+    use std::io::{Read as _, Write as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[("SECAPP_API_TOKEN", TOKEN)]);
+    let body = r#"{"current_status": 5, "Change_at": "2026-03-01T12:00:00Z"}"#;
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /secapp/update HTTP/1.1\r\nHost: x\r\nApp-name: late\r\nToken: {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body.as_bytes()[..10]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    // Ctrl-C while the request is half sent: the server stops accepting but
+    // must answer this request before it exits.
+    server.signal("INT");
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body.as_bytes()[10..]).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#"{"processed_id":1}"#), "{answer}");
+    assert_eq!(server.wait(), Some(0));
+    assert_eq!(recorded_changes(dir.path()).len(), 1);
+}

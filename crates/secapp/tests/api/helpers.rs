@@ -221,13 +221,23 @@ impl ServerProcess {
     }
 
     /// Sends SIGTERM and waits for the exit status code.
-    pub fn terminate(mut self) -> Option<i32> {
+    pub fn terminate(self) -> Option<i32> {
+        self.signal("TERM");
+        self.wait()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) without waiting.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
             .expect("run kill");
         assert!(sent.success());
+    }
+
+    /// Waits for the process to exit and returns its status code.
+    pub fn wait(mut self) -> Option<i32> {
         self.child.wait().expect("wait for secapp").code()
     }
 
