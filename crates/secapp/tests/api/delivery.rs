@@ -16,14 +16,8 @@ async fn two_hundred_apps_polling_at_once_are_each_told_exactly_once() {
     let mut polls = tokio::task::JoinSet::new();
     for round in 0..3 {
         for n in 0..200 {
-            let client = app.client.clone();
-            let base = app.base.clone();
+            let api = app.api();
             polls.spawn(async move {
-                let api = crate::helpers::Api {
-                    client: &client,
-                    base: &base,
-                    token: crate::helpers::TOKEN,
-                };
                 let name = format!("app-{n}");
                 let (status, body) = api.poll(&name).await;
                 assert_eq!(status, 200, "round {round}");
@@ -54,16 +48,8 @@ async fn sixty_four_concurrent_polls_by_one_app_yield_one_delivery() {
         let id = app.api().publish("security", 2 + version, &at).await;
         let mut polls = tokio::task::JoinSet::new();
         for _ in 0..64 {
-            let client = app.client.clone();
-            let base = app.base.clone();
-            polls.spawn(async move {
-                let api = crate::helpers::Api {
-                    client: &client,
-                    base: &base,
-                    token: crate::helpers::TOKEN,
-                };
-                api.poll("billing").await.1
-            });
+            let api = app.api();
+            polls.spawn(async move { api.poll("billing").await.1 });
         }
         let mut deliveries = Vec::new();
         while let Some(body) = polls.join_next().await {
@@ -82,14 +68,8 @@ async fn concurrent_publishes_get_distinct_ids_and_the_latest_time_wins() {
     let app = spawn_app().await;
     let mut publishes = tokio::task::JoinSet::new();
     for n in 0..50_i64 {
-        let client = app.client.clone();
-        let base = app.base.clone();
+        let api = app.api();
         publishes.spawn(async move {
-            let api = crate::helpers::Api {
-                client: &client,
-                base: &base,
-                token: crate::helpers::TOKEN,
-            };
             let at = format!("2026-03-01T12:{:02}:00Z", n % 25);
             (
                 n,

@@ -10,12 +10,8 @@ use crate::helpers::{Api, ServerProcess};
 
 const TOKEN: &str = "durability-token-0123456789";
 
-fn api<'a>(client: &'a reqwest::Client, base: &'a str) -> Api<'a> {
-    Api {
-        client,
-        base,
-        token: TOKEN,
-    }
+fn api(client: &reqwest::Client, base: &str) -> Api {
+    Api::new(client.clone(), base, TOKEN)
 }
 
 /// Every change recorded in the data dir's database: id → (level, Change_at).

@@ -82,24 +82,28 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    pub fn api(&self) -> Api<'_> {
-        Api {
-            client: &self.client,
-            base: &self.base,
-            token: TOKEN,
-        }
+    pub fn api(&self) -> Api {
+        Api::new(self.client.clone(), &self.base, TOKEN)
     }
 }
 
-/// Speaks the wire contract to one server.
-#[derive(Clone, Copy)]
-pub struct Api<'a> {
-    pub client: &'a Client,
-    pub base: &'a str,
-    pub token: &'a str,
+/// Speaks the wire contract to one server. Cheap to clone into tasks.
+#[derive(Clone)]
+pub struct Api {
+    pub client: Client,
+    pub base: String,
+    pub token: String,
 }
 
-impl Api<'_> {
+impl Api {
+    pub fn new(client: Client, base: &str, token: &str) -> Self {
+        Self {
+            client,
+            base: base.to_owned(),
+            token: token.to_owned(),
+        }
+    }
+
     /// Publishes a raw body as `app`; `Err` when the server cannot be reached.
     pub async fn try_publish_raw(
         &self,
@@ -109,7 +113,7 @@ impl Api<'_> {
         self.client
             .post(format!("{}/secapp/update", self.base))
             .header(APP_NAME_HEADER, app)
-            .header(TOKEN_HEADER, self.token)
+            .header(TOKEN_HEADER, &self.token)
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -137,7 +141,7 @@ impl Api<'_> {
             .client
             .get(format!("{}/secapp/update", self.base))
             .header(APP_NAME_HEADER, app)
-            .header(TOKEN_HEADER, self.token)
+            .header(TOKEN_HEADER, &self.token)
             .send()
             .await
             .expect("send poll");

@@ -115,15 +115,11 @@ async fn the_first_start_prints_a_private_token_once() {
     );
     let client = reqwest::Client::new();
     let base = server.base();
-    let api = Api {
-        client: &client,
-        base: &base,
-        token: &token,
-    };
+    let api = Api::new(client, &base, &token);
     assert_eq!(api.poll("billing").await, (200, serde_json::json!({})));
     let wrong = Api {
-        token: "not-the-token",
-        ..api
+        token: "not-the-token".into(),
+        ..api.clone()
     };
     assert_eq!(wrong.poll("billing").await.0, 401);
     assert_eq!(server.terminate(), Some(0));
