@@ -15,6 +15,13 @@ use utoipa::ToSchema;
 pub const APP_NAME_HEADER: &str = "App-name";
 /// Header carrying the credential.
 pub const TOKEN_HEADER: &str = "Token";
+/// Answer header: seconds until the client should poll again (jittered;
+/// `0` after a long poll, whose client should re-poll at once).
+pub const POLL_AFTER_HEADER: &str = "Secapp-Poll-After";
+/// Answer header: seconds since the current state's `Change_at`.
+pub const STATE_AGE_HEADER: &str = "Secapp-State-Age";
+/// Answer header: the server's clock, RFC 3339 with milliseconds.
+pub const SERVER_TIME_HEADER: &str = "Secapp-Server-Time";
 
 /// Body of `POST /secapp/update`: publish a change of the criticality level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -73,6 +80,50 @@ pub struct ErrorBody {
     pub error: String,
     /// What a person should do about it.
     pub detail: String,
+}
+
+/// Answer to `GET /secapp/consumers`: what each application was sent and
+/// acknowledged, next to the current state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsumersAnswer {
+    /// The current state, or `null` when nothing was ever published.
+    pub head: Option<CurrentState>,
+    /// One entry per application the server knows, sorted by name.
+    pub consumers: Vec<ConsumerView>,
+}
+
+/// What the server knows about one application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "app": "billing",
+    "sent": {"status_change_id": 17, "at": "2026-03-01T12:05:00.120Z", "mode": "stream", "long_poll": false},
+    "acknowledged": {"status_change_id": 12, "at": "2026-03-01T11:00:02.010Z", "mode": "after", "long_poll": true},
+    "behind": false
+}))]
+pub struct ConsumerView {
+    /// The application name.
+    pub app: String,
+    /// The newest state sent to it, by any mode (a send is not proof of receipt).
+    pub sent: Option<SightingView>,
+    /// The newest state it proved it holds with a client-held cursor
+    /// (`after`, `If-None-Match` or `Last-Event-ID`).
+    pub acknowledged: Option<SightingView>,
+    /// True when neither the newest send nor the newest acknowledgement is
+    /// the current state: this application may act on an old level.
+    pub behind: bool,
+}
+
+/// A state sent or acknowledged: which, when, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SightingView {
+    /// The `status_change_id` of the state.
+    pub status_change_id: i64,
+    /// When, in UTC.
+    pub at: String,
+    /// `poll` (server-held cursor), `after`, `if-none-match` or `stream`.
+    pub mode: String,
+    /// Whether it happened in a long poll (`?wait=`).
+    pub long_poll: bool,
 }
 
 #[cfg(test)]

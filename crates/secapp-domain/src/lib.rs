@@ -7,14 +7,17 @@
 //! - [`time`]: [`ChangedAt`], a parsed, UTC-normalised `Change_at` and the future-skew guard.
 //! - [`ledger`]: [`Change`], [`Head`], [`Version`] and the ordering rule in [`Ledger::apply`].
 //! - [`cursor`]: [`Cursor`], what one application has been told, and when it must be told again.
+//! - [`consumer`]: [`Consumer`], one application's cursor and [`Knowledge`]: the newest state it was sent and acknowledged.
 
 pub mod app;
+pub mod consumer;
 pub mod cursor;
 pub mod ledger;
 pub mod level;
 pub mod time;
 
 pub use app::{AppName, AppNameError};
+pub use consumer::{Consumer, Knowledge, Mode, Sighting};
 pub use cursor::Cursor;
 pub use ledger::{Change, ChangeId, Head, Ledger, Outcome, Version};
 pub use level::{Level, LevelError, LevelRange};

@@ -56,6 +56,28 @@ pub struct ServeArgs {
     /// [default: 10s].
     #[arg(long, env = "SECAPP_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+
+    /// The longest a long poll (`?wait=`) is held; longer waits are cut to it
+    /// [default: 55s, under common load balancers' 60 s idle limit].
+    #[arg(long, env = "SECAPP_MAX_WAIT", value_parser = humantime::parse_duration)]
+    pub max_wait: Option<Duration>,
+
+    /// How often an idle stream sends a heartbeat comment [default: 15s].
+    #[arg(long, env = "SECAPP_HEARTBEAT", value_parser = humantime::parse_duration)]
+    pub heartbeat: Option<Duration>,
+
+    /// The most streams open at once on this server [default: 50000].
+    #[arg(long, env = "SECAPP_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
+
+    /// The most streams one application may hold open at once [default: 5000].
+    #[arg(long, env = "SECAPP_MAX_STREAMS_PER_APP")]
+    pub max_streams_per_app: Option<usize>,
+
+    /// The poll interval suggested to plain pollers in `Secapp-Poll-After`,
+    /// jittered by ±20% [default: 60s].
+    #[arg(long, env = "SECAPP_POLL_INTERVAL", value_parser = humantime::parse_duration)]
+    pub poll_interval: Option<Duration>,
 }
 
 /// The `--config` file. Every key is optional.
@@ -72,6 +94,14 @@ struct FileConfig {
     cursor_flush_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     shutdown_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    max_wait: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    heartbeat: Option<Duration>,
+    max_streams: Option<usize>,
+    max_streams_per_app: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    poll_interval: Option<Duration>,
 }
 
 /// The resolved configuration of one server.
@@ -89,6 +119,16 @@ pub struct Config {
     pub cursor_flush_interval: Duration,
     /// How long a graceful shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// The longest a long poll is held.
+    pub max_wait: Duration,
+    /// How often an idle stream sends a heartbeat.
+    pub heartbeat: Duration,
+    /// The most streams open at once.
+    pub max_streams: usize,
+    /// The most streams one application may hold open.
+    pub max_streams_per_app: usize,
+    /// The poll interval suggested to plain pollers (jittered ±20%).
+    pub poll_interval: Duration,
     /// The shared token from the environment; when `None` the token stored in
     /// the data dir is used, or one is generated there.
     pub api_token: Option<ApiToken>,
@@ -139,6 +179,11 @@ impl Config {
             max_clock_skew: Duration::from_secs(300),
             cursor_flush_interval: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(10),
+            max_wait: Duration::from_secs(55),
+            heartbeat: Duration::from_secs(15),
+            max_streams: 50_000,
+            max_streams_per_app: 5_000,
+            poll_interval: Duration::from_secs(60),
             api_token: None,
         }
     }
@@ -170,6 +215,18 @@ impl Config {
                 .unwrap_or(defaults.cursor_flush_interval),
             "--cursor-flush-interval",
         )?;
+        let heartbeat = positive(
+            args.heartbeat
+                .or(file.heartbeat)
+                .unwrap_or(defaults.heartbeat),
+            "--heartbeat",
+        )?;
+        let poll_interval = positive(
+            args.poll_interval
+                .or(file.poll_interval)
+                .unwrap_or(defaults.poll_interval),
+            "--poll-interval",
+        )?;
         let api_token = api_token
             .map(|raw| ApiToken::new(raw).ok_or(ConfigError::BadToken))
             .transpose()?;
@@ -186,6 +243,17 @@ impl Config {
                 .shutdown_grace
                 .or(file.shutdown_grace)
                 .unwrap_or(defaults.shutdown_grace),
+            max_wait: args.max_wait.or(file.max_wait).unwrap_or(defaults.max_wait),
+            heartbeat,
+            max_streams: args
+                .max_streams
+                .or(file.max_streams)
+                .unwrap_or(defaults.max_streams),
+            max_streams_per_app: args
+                .max_streams_per_app
+                .or(file.max_streams_per_app)
+                .unwrap_or(defaults.max_streams_per_app),
+            poll_interval,
             api_token,
         })
     }

@@ -14,6 +14,9 @@ use secapp_domain::{AppNameError, LevelError, TimestampError};
 
 use crate::store::StoreError;
 
+/// Seconds a client refused a stream should wait before trying again.
+pub const STREAM_RETRY_AFTER: &str = "5";
+
 /// Everything a request can be refused for.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -55,6 +58,33 @@ pub enum ApiError {
     /// A body that could not be read.
     #[error("the body could not be read: {0}")]
     UnreadableBody(String),
+    /// `?after=` that is not a `status_change_id`.
+    #[error("the after parameter must be a status_change_id (a non-negative integer), got `{0}`")]
+    InvalidAfter(String),
+    /// `?wait=` that is not a number of seconds.
+    #[error("the wait parameter must be a number of seconds (0 or more), got `{0}`")]
+    InvalidWait(String),
+    /// An `If-None-Match` that is not a list of ETags this server gave.
+    #[error(
+        "If-None-Match must be an ETag this server sent, such as \"17\" (with the quotes), a list of them, or *"
+    )]
+    InvalidIfNoneMatch,
+    /// A `Last-Event-ID` that is not a `status_change_id`.
+    #[error("Last-Event-ID must be the id of an event this server sent (a non-negative integer)")]
+    InvalidLastEventId,
+    /// A query string that cannot be read.
+    #[error("the query string is invalid: {0}")]
+    InvalidQuery(String),
+    /// Too many streams open, for this application or on this server.
+    #[error(
+        "too many streams are open {scope} (at most {limit}); retry later, or poll with ?wait="
+    )]
+    TooManyStreams {
+        /// `for this application` or `on this server`.
+        scope: &'static str,
+        /// The configured cap.
+        limit: usize,
+    },
     /// No such route.
     #[error("there is no such endpoint: see /docs for the API")]
     NotFound,
@@ -85,6 +115,12 @@ impl ApiError {
             Self::ChangeAtInFuture(_) => "change_at_in_future",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::UnreadableBody(_) => "unreadable_body",
+            Self::InvalidAfter(_) => "invalid_after",
+            Self::InvalidWait(_) => "invalid_wait",
+            Self::InvalidIfNoneMatch => "invalid_if_none_match",
+            Self::InvalidLastEventId => "invalid_last_event_id",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::TooManyStreams { .. } => "too_many_streams",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::StoreUnavailable(_) => "store_unavailable",
@@ -99,7 +135,13 @@ impl ApiError {
             Self::MissingAppName
             | Self::InvalidAppName(_)
             | Self::MalformedJson(_)
-            | Self::UnreadableBody(_) => StatusCode::BAD_REQUEST,
+            | Self::UnreadableBody(_)
+            | Self::InvalidAfter(_)
+            | Self::InvalidWait(_)
+            | Self::InvalidIfNoneMatch
+            | Self::InvalidLastEventId
+            | Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::InvalidBody(_)
             | Self::LevelOutOfRange(_)
@@ -123,11 +165,16 @@ impl IntoResponse for ApiError {
             error: self.code().to_owned(),
             detail: self.to_string(),
         };
+        let retry_after = match self {
+            Self::StoreUnavailable(_) => Some("1"),
+            Self::TooManyStreams { .. } => Some(STREAM_RETRY_AFTER),
+            _ => None,
+        };
         let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, Self::StoreUnavailable(_)) {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         response
     }

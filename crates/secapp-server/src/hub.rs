@@ -1,36 +1,37 @@
-//! The live state every request reads: the current head and what each
-//! application has been told.
+//! The live state every request reads: the current head and what the server
+//! knows about each consumer application.
 //!
 //! A poll with nothing new touches only memory: one read of the head and one
 //! map look-up under a short lock. Publishes go to the store first and reach
-//! the head here only once durable. Cursor moves are recorded as dirty and
-//! written back in batches by [`Hub::flush_cursors`], which the server calls
+//! the head here only once durable. Consumer changes are marked dirty and
+//! written back in batches by [`Hub::flush_consumers`], which the server calls
 //! on a timer and at shutdown; a crash between two flushes can only make an
 //! application be told a head again, never skip one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use secapp_domain::{AppName, Cursor, Head};
+use secapp_domain::{AppName, ChangeId, Consumer, Head, Mode};
 use tokio::sync::watch;
 
-use crate::store::{CursorWrite, NewChange, Recorded, Snapshot, Store, StoreError};
+use crate::store::{ConsumerRecord, NewChange, Recorded, Snapshot, Store, StoreError};
 
 /// Shared live state. Cloning the `Arc` around it is how handlers share it.
 pub struct Hub {
     store: Arc<dyn Store>,
-    /// The durable head; a `watch` so waiters can be woken on change.
+    /// The durable head; a `watch` so long polls and streams wake on change
+    /// and a slow reader only ever sees the newest value.
     head: watch::Sender<Option<Arc<Head>>>,
     /// A std `Mutex`: held for a map look-up, never across an `.await`.
-    cursors: Mutex<Cursors>,
+    consumers: Mutex<Consumers>,
 }
 
 #[derive(Default)]
-struct Cursors {
-    by_app: HashMap<AppName, Cursor>,
-    /// Moves not yet written back, newest per application.
-    dirty: HashMap<AppName, CursorWrite>,
+struct Consumers {
+    by_app: HashMap<AppName, Consumer>,
+    /// Applications whose record changed since the last write-back.
+    dirty: HashSet<AppName>,
 }
 
 impl Hub {
@@ -38,14 +39,18 @@ impl Hub {
     #[must_use]
     pub fn new(store: Arc<dyn Store>, snapshot: Snapshot) -> Self {
         let (head, _) = watch::channel(snapshot.head.map(Arc::new));
-        let cursors = Cursors {
-            by_app: snapshot.cursors.into_iter().collect(),
-            dirty: HashMap::new(),
+        let consumers = Consumers {
+            by_app: snapshot
+                .consumers
+                .into_iter()
+                .map(|record| (record.app, record.consumer))
+                .collect(),
+            dirty: HashSet::new(),
         };
         Self {
             store,
             head,
-            cursors: Mutex::new(cursors),
+            consumers: Mutex::new(consumers),
         }
     }
 
@@ -55,7 +60,7 @@ impl Hub {
         self.head.borrow().clone()
     }
 
-    /// Subscribes to head changes.
+    /// Subscribes to head changes; the receiver has seen the current head.
     #[must_use]
     pub fn watch(&self) -> watch::Receiver<Option<Arc<Head>>> {
         self.head.subscribe()
@@ -64,25 +69,10 @@ impl Hub {
     /// The server-held cursor: returns the head if `app` has not been told it
     /// yet, and records that it now has. Concurrent polls by one application
     /// get the head exactly once between them.
-    pub fn poll(&self, app: &AppName, now: DateTime<Utc>) -> Option<Arc<Head>> {
+    pub fn poll(&self, app: &AppName, now: DateTime<Utc>, long_poll: bool) -> Option<Arc<Head>> {
         let head = self.head()?;
-        let mut cursors = self.lock_cursors();
-        if let Some(cursor) = cursors.by_app.get_mut(app.as_str()) {
-            if !cursor.deliver(&head) {
-                return None;
-            }
-        } else {
-            let mut cursor = Cursor::default();
-            cursor.deliver(&head);
-            cursors.by_app.insert(app.clone(), cursor);
-        }
-        let write = CursorWrite {
-            app: app.clone(),
-            cursor: Cursor::at(head.version),
-            told_at: now,
-        };
-        cursors.dirty.insert(app.clone(), write);
-        Some(head)
+        self.update(app, |consumer| consumer.poll(&head, now, long_poll))
+            .then_some(head)
     }
 
     /// What [`Hub::poll`] would answer, without recording a delivery (for
@@ -91,12 +81,52 @@ impl Hub {
     pub fn peek(&self, app: &AppName) -> Option<Arc<Head>> {
         let head = self.head()?;
         let told = self
-            .lock_cursors()
+            .lock_consumers()
             .by_app
             .get(app.as_str())
-            .map(|cursor| cursor.told())
+            .map(|consumer| consumer.cursor.told())
             .unwrap_or_default();
         (head.version > told).then_some(head)
+    }
+
+    /// A client-held cursor: `app` holds state `held`. Records the
+    /// acknowledgement and returns the head when it differs from `held`.
+    /// The server-held cursor is not touched.
+    pub fn holds(
+        &self,
+        app: &AppName,
+        held: ChangeId,
+        mode: Mode,
+        now: DateTime<Utc>,
+        long_poll: bool,
+    ) -> Option<Arc<Head>> {
+        let head = self.head();
+        self.update(app, |consumer| {
+            consumer.holds(held, head.as_deref(), mode, now, long_poll)
+        })
+        .then_some(head)
+        .flatten()
+    }
+
+    /// Records that a stream pushed `head` to `app`.
+    pub fn streamed(&self, app: &AppName, head: &Head, now: DateTime<Utc>) {
+        self.update(app, |consumer| consumer.streamed(head, now));
+    }
+
+    /// Every consumer application's record, sorted by name.
+    #[must_use]
+    pub fn consumers(&self) -> Vec<ConsumerRecord> {
+        let mut records: Vec<ConsumerRecord> = self
+            .lock_consumers()
+            .by_app
+            .iter()
+            .map(|(app, consumer)| ConsumerRecord {
+                app: app.clone(),
+                consumer: *consumer,
+            })
+            .collect();
+        records.sort_by(|a, b| a.app.cmp(&b.app));
+        records
     }
 
     /// Records a change durably, then makes it the live head if it won.
@@ -119,29 +149,33 @@ impl Hub {
         Ok(recorded)
     }
 
-    /// Writes dirty cursors back to the store. On failure they stay dirty
-    /// (merged with any newer moves) for the next flush.
+    /// Writes changed consumer records back to the store. On failure they
+    /// stay marked for the next flush.
     ///
     /// # Errors
     /// [`StoreError`] when the store could not write them.
-    pub async fn flush_cursors(&self) -> Result<usize, StoreError> {
-        let pending: Vec<CursorWrite> = {
-            let mut cursors = self.lock_cursors();
-            cursors.dirty.drain().map(|(_, write)| write).collect()
+    pub async fn flush_consumers(&self) -> Result<usize, StoreError> {
+        let pending: Vec<ConsumerRecord> = {
+            let mut guard = self.lock_consumers();
+            let consumers = &mut *guard;
+            consumers
+                .dirty
+                .drain()
+                .filter_map(|app| {
+                    let consumer = *consumers.by_app.get(app.as_str())?;
+                    Some(ConsumerRecord { app, consumer })
+                })
+                .collect()
         };
         let count = pending.len();
         if count == 0 {
             return Ok(0);
         }
-        if let Err(e) = self.store.save_cursors(pending.clone()).await {
-            let mut cursors = self.lock_cursors();
-            for write in pending {
-                let newest = match cursors.dirty.remove(write.app.as_str()) {
-                    Some(later) if later.cursor > write.cursor => later,
-                    _ => write,
-                };
-                cursors.dirty.insert(newest.app.clone(), newest);
-            }
+        let apps: Vec<AppName> = pending.iter().map(|record| record.app.clone()).collect();
+        if let Err(e) = self.store.save_consumers(pending).await {
+            // Memory holds the newest records; marking them dirty again is
+            // enough for the next flush to write them.
+            self.lock_consumers().dirty.extend(apps);
             return Err(e);
         }
         Ok(count)
@@ -155,11 +189,39 @@ impl Hub {
         self.store.ping().await
     }
 
-    fn lock_cursors(&self) -> MutexGuard<'_, Cursors> {
-        // A panic while holding this lock cannot leave the map half-written
-        // (each critical section is one insert or remove), so a poisoned lock
-        // is still consistent.
-        self.cursors
+    /// Applies `change` to `app`'s record, marking it dirty if it changed.
+    /// An application is only added to the map once something is recorded
+    /// about it, and its name is cloned only then.
+    fn update<R>(&self, app: &AppName, change: impl FnOnce(&mut Consumer) -> R) -> R {
+        let mut guard = self.lock_consumers();
+        let consumers = &mut *guard;
+        let (result, changed) = match consumers.by_app.get_mut(app.as_str()) {
+            Some(consumer) => {
+                let before = *consumer;
+                let result = change(consumer);
+                (result, *consumer != before)
+            }
+            None => {
+                let mut consumer = Consumer::default();
+                let result = change(&mut consumer);
+                let changed = consumer != Consumer::default();
+                if changed {
+                    consumers.by_app.insert(app.clone(), consumer);
+                }
+                (result, changed)
+            }
+        };
+        if changed && !consumers.dirty.contains(app.as_str()) {
+            consumers.dirty.insert(app.clone());
+        }
+        result
+    }
+
+    fn lock_consumers(&self) -> MutexGuard<'_, Consumers> {
+        // Each critical section is a look-up plus one in-place update of a
+        // `Copy` record, so a panic cannot leave the map half-written and a
+        // poisoned lock is still consistent.
+        self.consumers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -191,8 +253,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (hub, store) = open_hub(dir.path()).await;
         let app = AppName::parse("billing").unwrap();
-        assert!(hub.poll(&app, Utc::now()).is_none());
-        assert_eq!(hub.flush_cursors().await.unwrap(), 0);
+        assert!(hub.poll(&app, Utc::now(), false).is_none());
+        assert_eq!(hub.flush_consumers().await.unwrap(), 0);
         store.close().await.unwrap();
     }
 
@@ -205,30 +267,31 @@ mod tests {
             .unwrap();
         let told = AppName::parse("told").unwrap();
         let lost = AppName::parse("lost").unwrap();
-        assert!(hub.poll(&told, Utc::now()).is_some());
-        assert_eq!(hub.flush_cursors().await.unwrap(), 1);
-        assert!(hub.poll(&lost, Utc::now()).is_some());
+        assert!(hub.poll(&told, Utc::now(), false).is_some());
+        assert_eq!(hub.flush_consumers().await.unwrap(), 1);
+        assert!(hub.poll(&lost, Utc::now(), false).is_some());
         // `lost` is never flushed: as after a crash.
         store.close().await.unwrap();
         drop(hub);
 
         let (hub, store) = open_hub(dir.path()).await;
-        assert!(hub.poll(&told, Utc::now()).is_none());
-        let again = hub.poll(&lost, Utc::now()).unwrap();
+        assert!(hub.poll(&told, Utc::now(), false).is_none());
+        let again = hub.poll(&lost, Utc::now(), false).unwrap();
         assert_eq!(again.version, Version(1));
         store.close().await.unwrap();
     }
 
     #[tokio::test]
-    async fn a_failed_flush_keeps_the_cursors_dirty() {
+    async fn a_failed_flush_keeps_the_records_dirty() {
         let dir = tempfile::tempdir().unwrap();
         let (hub, store) = open_hub(dir.path()).await;
         hub.publish(change(3, "2026-03-01T12:00:00Z"))
             .await
             .unwrap();
-        hub.poll(&AppName::parse("a").unwrap(), Utc::now()).unwrap();
+        hub.poll(&AppName::parse("a").unwrap(), Utc::now(), false)
+            .unwrap();
         store.close().await.unwrap();
-        assert!(hub.flush_cursors().await.is_err());
-        assert_eq!(hub.lock_cursors().dirty.len(), 1);
+        assert!(hub.flush_consumers().await.is_err());
+        assert_eq!(hub.lock_consumers().dirty.len(), 1);
     }
 }

@@ -7,7 +7,8 @@
 //! - [`auth`]: the extractor that turns `Token` and `App-name` into a [`auth::Principal`].
 //! - [`error`]: the one HTTP error type and its JSON body.
 //! - [`state`]: the `Clone` context of cheap handles every handler receives.
-//! - [`hub`]: the live head and per-application cursors, written back in batches.
+//! - [`hub`]: the live head and what each application was told, sent and acknowledged.
+//! - [`streams`]: caps on open event streams, overall and per application.
 //! - [`store`]: the storage trait and its SQLite implementation.
 //! - [`routes`]: the endpoints, the OpenAPI document and Swagger UI.
 //! - [`clock`]: the injected time source.
@@ -28,6 +29,7 @@ pub mod routes;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod streams;
 pub mod telemetry;
 pub mod token;
 
@@ -111,6 +113,13 @@ impl Server {
             token: Arc::new(token),
             levels: config.levels,
             max_clock_skew: config.max_clock_skew,
+            max_wait: config.max_wait,
+            poll_interval: config.poll_interval,
+            heartbeat: config.heartbeat,
+            streams: Arc::new(streams::StreamLimits::new(
+                config.max_streams,
+                config.max_streams_per_app,
+            )),
             clock,
             shutdown: CancellationToken::new(),
         };
@@ -156,7 +165,7 @@ impl Server {
         } = self;
         let stopping = state.shutdown.clone();
         let hub = state.hub.clone();
-        let flusher = tokio::spawn(flush_cursors_every(
+        let flusher = tokio::spawn(flush_consumers_every(
             hub.clone(),
             cursor_flush_interval,
             stopping.clone(),
@@ -183,28 +192,28 @@ impl Server {
         };
         stopping.cancel();
         let _ = flusher.await;
-        let flushed = hub.flush_cursors().await;
+        let flushed = hub.flush_consumers().await;
         let closed = store.close().await;
         served
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?
             .map_err(ServerError::Serve)?;
         let flushed = flushed?;
         closed?;
-        tracing::info!(cursors_written = flushed, "stopped cleanly");
+        tracing::info!(consumer_records_written = flushed, "stopped cleanly");
         Ok(())
     }
 }
 
-/// Writes dirty cursors back every `interval` until `stop` is cancelled.
-async fn flush_cursors_every(hub: Arc<Hub>, interval: Duration, stop: CancellationToken) {
+/// Writes changed consumer records back every `interval` until `stop` is cancelled.
+async fn flush_consumers_every(hub: Arc<Hub>, interval: Duration, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {
-                if let Err(e) = hub.flush_cursors().await {
-                    tracing::warn!(error = %e, "writing consumer cursors back failed; will retry");
+                if let Err(e) = hub.flush_consumers().await {
+                    tracing::warn!(error = %e, "writing consumer records back failed; will retry");
                 }
             }
         }

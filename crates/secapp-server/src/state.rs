@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::hub::Hub;
+use crate::streams::StreamLimits;
 use crate::token::ApiToken;
 
 /// Shared by all handlers; cloning copies a few pointers.
@@ -23,6 +24,15 @@ pub struct AppState {
     pub max_clock_skew: Duration,
     /// The time source.
     pub clock: Arc<dyn Clock>,
-    /// Cancelled when the server begins shutting down.
+    /// The longest a long poll is held.
+    pub max_wait: Duration,
+    /// The poll interval suggested to plain pollers.
+    pub poll_interval: Duration,
+    /// How often an idle stream sends a heartbeat.
+    pub heartbeat: Duration,
+    /// Caps on open streams.
+    pub streams: Arc<StreamLimits>,
+    /// Cancelled when the server begins shutting down: long polls answer and
+    /// streams end, so clients reconnect to another replica at once.
     pub shutdown: CancellationToken,
 }

@@ -1,12 +1,19 @@
 //! The HTTP surface: routes, the OpenAPI document and the layers around them.
 //!
-//! - [`update`]: publish and poll, the prototype's contract.
+//! - [`publish`]: `POST /secapp/update`, durable publishing.
+//! - [`poll`]: `GET /secapp/update`, in the server-held, `after` and
+//!   `If-None-Match` cursor modes, optionally as a long poll.
+//! - [`stream`]: `GET /secapp/stream`, server-sent events.
+//! - [`consumers`]: `GET /secapp/consumers`, who holds the current state.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - `/openapi.json` and `/docs`: the OpenAPI 3.1 document generated from the
 //!   handlers' annotations, and Swagger UI served from assets in the binary.
 
+pub mod consumers;
 pub mod health;
-pub mod update;
+pub mod poll;
+pub mod publish;
+pub mod stream;
 
 use std::any::Any;
 
@@ -34,7 +41,14 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
         description = "Broadcasts one organisation-wide security criticality level to every application in a fleet. \
             Authenticate with the `Token` header (use **Authorize**), and name your application in `App-name`.",
     ),
-    paths(update::publish, update::poll, health::healthz, health::readyz),
+    paths(
+        publish::publish,
+        poll::poll,
+        stream::stream,
+        consumers::consumers,
+        health::healthz,
+        health::readyz
+    ),
     components(schemas(
         secapp_api::PublishRequest,
         secapp_api::PublishAnswer,
@@ -42,6 +56,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
         secapp_api::CurrentState,
         secapp_api::Empty,
         secapp_api::ErrorBody,
+        secapp_api::ConsumersAnswer,
+        secapp_api::ConsumerView,
+        secapp_api::SightingView,
     )),
     modifiers(&TokenScheme),
     tags(
@@ -70,7 +87,9 @@ impl Modify for TokenScheme {
 /// Builds the application router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/secapp/update", get(update::poll).post(update::publish))
+        .route("/secapp/update", get(poll::poll).post(publish::publish))
+        .route("/secapp/stream", get(stream::stream))
+        .route("/secapp/consumers", get(consumers::consumers))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .method_not_allowed_fallback(method_not_allowed)

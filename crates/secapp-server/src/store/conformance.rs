@@ -8,9 +8,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use secapp_domain::{AppName, ChangeId, ChangedAt, Cursor, LevelRange, Outcome, Version};
+use secapp_domain::{
+    AppName, ChangeId, ChangedAt, Consumer, Cursor, Knowledge, LevelRange, Mode, Outcome, Sighting,
+    Version,
+};
 
-use super::{CursorWrite, NewChange, Store, StoreError};
+use super::{ConsumerRecord, NewChange, Store, StoreError};
 
 /// Opens one database, fresh at first, the same one on every later call.
 #[async_trait]
@@ -28,12 +31,21 @@ fn change(level: i64, at: &str) -> NewChange {
     }
 }
 
-fn cursor(app: &str, version: u64) -> CursorWrite {
-    CursorWrite {
+fn cursor(app: &str, version: u64) -> ConsumerRecord {
+    ConsumerRecord {
         app: AppName::parse(app).unwrap(),
-        cursor: Cursor::at(Version(version)),
-        told_at: Utc::now(),
+        consumer: Consumer {
+            cursor: Cursor::at(Version(version)),
+            told_at: Some(Utc::now()),
+            knowledge: Knowledge::default(),
+        },
     }
+}
+
+/// Instants as stored: microsecond precision.
+fn now_micros() -> chrono::DateTime<Utc> {
+    let now = Utc::now();
+    chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap()
 }
 
 /// A new store holds no head and no cursors.
@@ -41,7 +53,7 @@ pub async fn starts_empty(backend: &dyn Backend) {
     let store = backend.open().await;
     let snapshot = store.snapshot().await.unwrap();
     assert!(snapshot.head.is_none());
-    assert!(snapshot.cursors.is_empty());
+    assert!(snapshot.consumers.is_empty());
     store.ping().await.unwrap();
     store.close().await.unwrap();
 }
@@ -95,8 +107,26 @@ pub async fn persists_across_a_reopen(backend: &dyn Backend) {
         .publish(change(2, "2026-03-01T12:10:00Z"))
         .await
         .unwrap();
+    let mut billing = cursor("billing", 2);
+    billing.consumer.told_at = Some(now_micros());
+    let mut knows = ConsumerRecord {
+        app: AppName::parse("knows").unwrap(),
+        consumer: Consumer::default(),
+    };
+    knows.consumer.knowledge.sent(Sighting {
+        id: head.id,
+        at: now_micros(),
+        mode: Mode::Stream,
+        long_poll: false,
+    });
+    knows.consumer.knowledge.acknowledged(Sighting {
+        id: ChangeId(1),
+        at: now_micros(),
+        mode: Mode::IfNoneMatch,
+        long_poll: true,
+    });
     store
-        .save_cursors(vec![cursor("billing", 2), cursor("payroll", 1)])
+        .save_consumers(vec![billing.clone(), knows.clone()])
         .await
         .unwrap();
     store.close().await.unwrap();
@@ -109,15 +139,9 @@ pub async fn persists_across_a_reopen(backend: &dyn Backend) {
         loaded.change.changed_at.to_string(),
         "2026-03-01T12:30:00.125Z"
     );
-    let mut cursors = snapshot.cursors;
-    cursors.sort();
-    assert_eq!(
-        cursors,
-        vec![
-            (AppName::parse("billing").unwrap(), Cursor::at(Version(2))),
-            (AppName::parse("payroll").unwrap(), Cursor::at(Version(1))),
-        ]
-    );
+    let mut consumers = snapshot.consumers;
+    consumers.sort_by(|a, b| a.app.cmp(&b.app));
+    assert_eq!(consumers, vec![billing, knows]);
     let next = store
         .publish(change(5, "2026-03-01T14:00:00Z"))
         .await
@@ -131,15 +155,18 @@ pub async fn persists_across_a_reopen(backend: &dyn Backend) {
 pub async fn never_moves_a_cursor_back(backend: &dyn Backend) {
     let store = backend.open().await;
     store
-        .save_cursors(vec![cursor("billing", 5)])
+        .save_consumers(vec![cursor("billing", 5)])
         .await
         .unwrap();
     store
-        .save_cursors(vec![cursor("billing", 3)])
+        .save_consumers(vec![cursor("billing", 3)])
         .await
         .unwrap();
     let snapshot = store.snapshot().await.unwrap();
-    assert_eq!(snapshot.cursors[0].1, Cursor::at(Version(5)));
+    assert_eq!(
+        snapshot.consumers[0].consumer.cursor,
+        Cursor::at(Version(5))
+    );
     store.close().await.unwrap();
 }
 

@@ -11,7 +11,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secapp_domain::{AppName, ChangeId, ChangedAt, Cursor, Head, Level, Outcome};
+use secapp_domain::{AppName, ChangeId, ChangedAt, Consumer, Head, Level, Outcome};
 
 /// A validated change about to be recorded.
 #[derive(Debug, Clone)]
@@ -37,15 +37,13 @@ pub struct Recorded {
     pub head: Head,
 }
 
-/// A consumer cursor to write back.
+/// One consumer application's record, as loaded or to write back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CursorWrite {
+pub struct ConsumerRecord {
     /// The application.
     pub app: AppName,
-    /// What it has been told.
-    pub cursor: Cursor,
-    /// When it was told.
-    pub told_at: DateTime<Utc>,
+    /// Its cursor and what it was sent and acknowledged.
+    pub consumer: Consumer,
 }
 
 /// What a store holds at start-up.
@@ -53,8 +51,8 @@ pub struct CursorWrite {
 pub struct Snapshot {
     /// The current head, if anything was ever published.
     pub head: Option<Head>,
-    /// Every application's cursor.
-    pub cursors: Vec<(AppName, Cursor)>,
+    /// Every consumer application's record.
+    pub consumers: Vec<ConsumerRecord>,
 }
 
 /// A storage failure. Its text is for logs only; clients are told the store
@@ -75,15 +73,15 @@ pub enum StoreError {
 /// The storage contract every backend passes (see the conformance tests).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Loads the head and all cursors.
+    /// Loads the head and all consumer records.
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
 
     /// Records a change, decides whether it becomes the head, and returns once
     /// both are durable (committed and synced).
     async fn publish(&self, change: NewChange) -> Result<Recorded, StoreError>;
 
-    /// Writes consumer cursors back; a cursor never moves backwards.
-    async fn save_cursors(&self, cursors: Vec<CursorWrite>) -> Result<(), StoreError>;
+    /// Writes consumer records back; a plain-poll cursor never moves backwards.
+    async fn save_consumers(&self, consumers: Vec<ConsumerRecord>) -> Result<(), StoreError>;
 
     /// Answers when the store can serve requests.
     async fn ping(&self) -> Result<(), StoreError>;

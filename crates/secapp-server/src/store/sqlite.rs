@@ -14,11 +14,12 @@ use async_trait::async_trait;
 use chrono::{SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use secapp_domain::{
-    AppName, Change, ChangeId, ChangedAt, Cursor, Head, Ledger, Level, Outcome, Version,
+    AppName, Change, ChangeId, ChangedAt, Consumer, Cursor, Head, Knowledge, Ledger, Level, Mode,
+    Outcome, Sighting, Version,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CursorWrite, NewChange, Recorded, Snapshot, Store, StoreError};
+use super::{ConsumerRecord, NewChange, Recorded, Snapshot, Store, StoreError};
 
 /// File name of the database inside the data dir.
 pub const DATABASE_FILE: &str = "secapp.db";
@@ -36,18 +37,25 @@ const QUEUE_DEPTH: usize = 4096;
 
 /// Schema migrations, applied in order at start-up. Never edit one that has
 /// shipped: add the next.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "consumer knowledge",
+        include_str!("../../migrations/sqlite/0002_consumer_knowledge.sql"),
+    ),
+];
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Command {
     Snapshot(Reply<Snapshot>),
     Publish(NewChange, Reply<Recorded>),
-    SaveCursors(Vec<CursorWrite>, Reply<()>),
+    SaveConsumers(Vec<ConsumerRecord>, Reply<()>),
     Ping(Reply<()>),
     Close(Reply<()>),
 }
@@ -124,11 +132,12 @@ impl Store for SqliteStore {
         self.ask(|reply| Command::Publish(change, reply)).await
     }
 
-    async fn save_cursors(&self, cursors: Vec<CursorWrite>) -> Result<(), StoreError> {
-        if cursors.is_empty() {
+    async fn save_consumers(&self, consumers: Vec<ConsumerRecord>) -> Result<(), StoreError> {
+        if consumers.is_empty() {
             return Ok(());
         }
-        self.ask(|reply| Command::SaveCursors(cursors, reply)).await
+        self.ask(|reply| Command::SaveConsumers(consumers, reply))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -175,12 +184,12 @@ impl Worker {
     /// Handles one batch; returns true when asked to close.
     fn handle(&mut self, batch: Vec<Command>) -> bool {
         let mut publishes = Vec::new();
-        let mut cursor_saves = Vec::new();
+        let mut consumer_saves = Vec::new();
         let mut close = None;
         for command in batch {
             match command {
                 Command::Publish(change, reply) => publishes.push((change, reply)),
-                Command::SaveCursors(cursors, reply) => cursor_saves.push((cursors, reply)),
+                Command::SaveConsumers(records, reply) => consumer_saves.push((records, reply)),
                 Command::Snapshot(reply) => {
                     let _ = reply.send(self.snapshot());
                 }
@@ -190,8 +199,8 @@ impl Worker {
                 Command::Close(reply) => close = Some(reply),
             }
         }
-        if !publishes.is_empty() || !cursor_saves.is_empty() {
-            self.write(publishes, cursor_saves);
+        if !publishes.is_empty() || !consumer_saves.is_empty() {
+            self.write(publishes, consumer_saves);
         }
         match close {
             Some(reply) => {
@@ -206,18 +215,18 @@ impl Worker {
     fn write(
         &mut self,
         publishes: Vec<(NewChange, Reply<Recorded>)>,
-        cursor_saves: Vec<(Vec<CursorWrite>, Reply<()>)>,
+        consumer_saves: Vec<(Vec<ConsumerRecord>, Reply<()>)>,
     ) {
         let before = self.ledger.clone();
         let changes: Vec<&NewChange> = publishes.iter().map(|(change, _)| change).collect();
-        let cursors = cursor_saves.iter().flat_map(|(cursors, _)| cursors);
-        let result = write_batch(&mut self.conn, &mut self.ledger, &changes, cursors);
+        let records = consumer_saves.iter().flat_map(|(records, _)| records);
+        let result = write_batch(&mut self.conn, &mut self.ledger, &changes, records);
         match result {
             Ok(recorded) => {
                 for ((_, reply), recorded) in publishes.into_iter().zip(recorded) {
                     let _ = reply.send(Ok(recorded));
                 }
-                for (_, reply) in cursor_saves {
+                for (_, reply) in consumer_saves {
                     let _ = reply.send(Ok(()));
                 }
             }
@@ -228,7 +237,7 @@ impl Worker {
                 for (_, reply) in publishes {
                     let _ = reply.send(Err(StoreError::Backend(e.to_string())));
                 }
-                for (_, reply) in cursor_saves {
+                for (_, reply) in consumer_saves {
                     let _ = reply.send(Err(StoreError::Backend(e.to_string())));
                 }
             }
@@ -238,23 +247,30 @@ impl Worker {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let mut statement = self
             .conn
-            .prepare("SELECT app_name, told_version FROM consumers")
+            .prepare(
+                "SELECT app_name, told_version, told_at,
+                        sent_id, sent_at, sent_mode, sent_long_poll,
+                        acked_id, acked_at, acked_mode, acked_long_poll
+                 FROM consumers",
+            )
             .map_err(backend)?;
-        let cursors = statement
+        let rows = statement
             .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                Ok(StoredConsumer {
+                    app: row.get(0)?,
+                    told_version: row.get(1)?,
+                    told_at: row.get(2)?,
+                    sent: StoredSighting::read(row, 3)?,
+                    acked: StoredSighting::read(row, 7)?,
+                })
             })
-            .map_err(backend)?
-            .map(|row| {
-                let (name, told) = row.map_err(backend)?;
-                let app = AppName::parse(&name)
-                    .map_err(|e| StoreError::Corrupt(format!("consumer {name:?}: {e}")))?;
-                Ok((app, Cursor::at(Version(to_version(told)?))))
-            })
+            .map_err(backend)?;
+        let consumers = rows
+            .map(|row| row.map_err(backend)?.into_record())
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Snapshot {
             head: self.ledger.head().cloned(),
-            cursors,
+            consumers,
         })
     }
 
@@ -275,7 +291,7 @@ fn write_batch<'a>(
     conn: &mut Connection,
     ledger: &mut Ledger,
     changes: &[&NewChange],
-    cursors: impl Iterator<Item = &'a CursorWrite>,
+    consumers: impl Iterator<Item = &'a ConsumerRecord>,
 ) -> Result<Vec<Recorded>, rusqlite::Error> {
     let tx = conn.transaction()?;
     let mut recorded = Vec::with_capacity(changes.len());
@@ -283,18 +299,39 @@ fn write_batch<'a>(
         recorded.push(insert_change(&tx, ledger, change)?);
     }
     {
+        // One server owns the data dir and its memory is the truth, so the
+        // record is written as it is, except that the plain-poll cursor
+        // never moves back.
         let mut upsert = tx.prepare_cached(
-            "INSERT INTO consumers (app_name, told_version, told_at) VALUES (?1, ?2, ?3)
+            "INSERT INTO consumers (app_name, told_version, told_at,
+                 sent_id, sent_at, sent_mode, sent_long_poll,
+                 acked_id, acked_at, acked_mode, acked_long_poll)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (app_name) DO UPDATE SET
                  told_version = max(told_version, excluded.told_version),
-                 told_at = CASE WHEN excluded.told_version > told_version
-                                THEN excluded.told_at ELSE told_at END",
+                 told_at = CASE WHEN excluded.told_version >= told_version
+                                THEN excluded.told_at ELSE told_at END,
+                 sent_id = excluded.sent_id, sent_at = excluded.sent_at,
+                 sent_mode = excluded.sent_mode, sent_long_poll = excluded.sent_long_poll,
+                 acked_id = excluded.acked_id, acked_at = excluded.acked_at,
+                 acked_mode = excluded.acked_mode, acked_long_poll = excluded.acked_long_poll",
         )?;
-        for write in cursors {
+        for record in consumers {
+            let consumer = &record.consumer;
+            let sent = StoredSighting::from(consumer.knowledge.sent);
+            let acked = StoredSighting::from(consumer.knowledge.acknowledged);
             upsert.execute(params![
-                write.app.as_str(),
-                version_to_sql(write.cursor.told()),
-                rfc3339(write.told_at),
+                record.app.as_str(),
+                version_to_sql(consumer.cursor.told()),
+                consumer.told_at.map(rfc3339),
+                sent.id,
+                sent.at,
+                sent.mode,
+                sent.long_poll,
+                acked.id,
+                acked.at,
+                acked.mode,
+                acked.long_poll,
             ])?;
         }
     }
@@ -453,6 +490,93 @@ fn load_head(conn: &Connection) -> Result<Option<Head>, StoreError> {
         },
         version: Version(to_version(version)?),
     }))
+}
+
+/// A consumer row as stored, before it is checked.
+struct StoredConsumer {
+    app: String,
+    told_version: i64,
+    told_at: Option<String>,
+    sent: StoredSighting,
+    acked: StoredSighting,
+}
+
+impl StoredConsumer {
+    fn into_record(self) -> Result<ConsumerRecord, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("consumer {:?}: {what}", self.app));
+        let app = AppName::parse(&self.app).map_err(|e| corrupt(&e.to_string()))?;
+        let told_at = self
+            .told_at
+            .as_deref()
+            .map(parse_instant)
+            .transpose()
+            .map_err(|()| corrupt("bad told_at"))?;
+        let knowledge = Knowledge {
+            sent: self.sent.parse().map_err(|()| corrupt("bad sent record"))?,
+            acknowledged: self
+                .acked
+                .parse()
+                .map_err(|()| corrupt("bad acked record"))?,
+        };
+        Ok(ConsumerRecord {
+            app,
+            consumer: Consumer {
+                cursor: Cursor::at(Version(to_version(self.told_version)?)),
+                told_at,
+                knowledge,
+            },
+        })
+    }
+}
+
+/// The four columns of a sighting; all NULL when there is none.
+#[derive(Default)]
+struct StoredSighting {
+    id: Option<i64>,
+    at: Option<String>,
+    mode: Option<String>,
+    long_poll: Option<bool>,
+}
+
+impl StoredSighting {
+    fn read(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(first)?,
+            at: row.get(first + 1)?,
+            mode: row.get(first + 2)?,
+            long_poll: row.get(first + 3)?,
+        })
+    }
+
+    fn parse(self) -> Result<Option<Sighting>, ()> {
+        match (self.id, self.at, self.mode) {
+            (None, None, None) => Ok(None),
+            (Some(id), Some(at), Some(mode)) => Ok(Some(Sighting {
+                id: ChangeId(id),
+                at: parse_instant(&at)?,
+                mode: Mode::from_stored(&mode).ok_or(())?,
+                long_poll: self.long_poll.unwrap_or(false),
+            })),
+            _ => Err(()),
+        }
+    }
+}
+
+impl From<Option<Sighting>> for StoredSighting {
+    fn from(sighting: Option<Sighting>) -> Self {
+        sighting.map_or_else(Self::default, |s| Self {
+            id: Some(s.id.0),
+            at: Some(rfc3339(s.at)),
+            mode: Some(s.mode.as_str().to_owned()),
+            long_poll: Some(s.long_poll),
+        })
+    }
+}
+
+fn parse_instant(text: &str) -> Result<chrono::DateTime<Utc>, ()> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| ())
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {

@@ -1,14 +1,11 @@
-//! `POST /secapp/update` (publish) and `GET /secapp/update` (poll): the
-//! prototype's wire contract.
+//! `POST /secapp/update`: publish a change, answered once it is durable.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderValue, Method, header};
-use axum::response::{IntoResponse, Response};
-use secapp_api::{CurrentState, Empty, PollAnswer, PublishAnswer, PublishRequest};
-use secapp_domain::{ChangedAt, Head};
+use secapp_api::{PublishAnswer, PublishRequest};
+use secapp_domain::ChangedAt;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -79,59 +76,4 @@ fn validate(
         published_by: principal.app,
         received_at: now,
     })
-}
-
-/// Learn whether the criticality level changed since this application was
-/// last told.
-///
-/// Answers the current state when this application (`App-name`) has not been
-/// told it yet, and `{}` when it has or when nothing was ever published. Each
-/// application is told each new state once; after a server crash it may be
-/// told the same state again, never skipped.
-#[utoipa::path(
-    get,
-    path = "/secapp/update",
-    tag = "criticality",
-    params(
-        ("App-name" = String, Header, description = "Name of the polling application; each name is told each state once.", example = "billing"),
-    ),
-    responses(
-        (status = 200, description = "The current state if it is news to this application, otherwise `{}`.", body = PollAnswer,
-            examples(
-                ("news" = (summary = "Not yet told", value = json!({"current_status": 4, "status_change_id": 17, "Change_at": "2026-03-01T12:05:00Z"}))),
-                ("nothing new" = (summary = "Already told, or nothing published", value = json!({}))),
-            )),
-        (status = 400, description = "`missing_app_name` or `invalid_app_name`.", body = secapp_api::ErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
-    ),
-    security(("token" = [])),
-)]
-pub async fn poll(State(state): State<AppState>, method: Method, principal: Principal) -> Response {
-    // axum answers HEAD with the GET handler; a HEAD answer has no body, so it
-    // must not count as telling the application.
-    let head = if method == Method::HEAD {
-        state.hub.peek(&principal.app)
-    } else {
-        state.hub.poll(&principal.app, state.clock.now())
-    };
-    let answer = match head {
-        Some(head) => PollAnswer::Changed(current_state(&head)),
-        None => PollAnswer::Unchanged(Empty {}),
-    };
-    let mut response = Json(answer).into_response();
-    // The answer depends on who asks and when: no cache may keep it.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// The wire form of a head.
-#[must_use]
-pub fn current_state(head: &Head) -> CurrentState {
-    CurrentState {
-        current_status: head.change.level.get(),
-        status_change_id: head.change.id.0,
-        change_at: head.change.changed_at.to_string(),
-    }
 }

@@ -1,0 +1,85 @@
+//! `GET /secapp/consumers`: which applications hold the current state.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use chrono::SecondsFormat;
+use secapp_api::{ConsumerView, ConsumersAnswer, SightingView};
+use secapp_domain::Sighting;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::routes::poll::current_state;
+use crate::state::AppState;
+
+/// Filters for the consumer list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsumersParams {
+    /// `true`: only applications that may not hold the current state;
+    /// `false`: only those that do.
+    behind: Option<bool>,
+}
+
+/// Which applications know the current level.
+///
+/// For every application the server has sent a state to or heard a
+/// client-held cursor from: the newest state **sent** (any mode: plain poll,
+/// long poll, stream; a send is not proof of receipt) and the newest state
+/// **acknowledged** (the client sent it back as `after`, `If-None-Match` or
+/// `Last-Event-ID`, proving it holds it), each with when and how. `behind` is
+/// true when neither is the current state.
+#[utoipa::path(
+    get,
+    path = "/secapp/consumers",
+    tag = "criticality",
+    params(
+        ("App-name" = String, Header, description = "Name of the asking application.", example = "security-team"),
+        ConsumersParams,
+    ),
+    responses(
+        (status = 200, description = "The current state and every known application.", body = ConsumersAnswer),
+        (status = 400, description = "`missing_app_name`, `invalid_app_name` or `invalid_query`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
+    ),
+    security(("token" = [])),
+)]
+pub async fn consumers(
+    State(state): State<AppState>,
+    _principal: Principal,
+    query: Result<Query<ConsumersParams>, QueryRejection>,
+) -> Result<Json<ConsumersAnswer>, ApiError> {
+    let Query(params) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let head = state.hub.head();
+    let head_id = head.as_ref().map(|head| head.change.id);
+    let consumers = state
+        .hub
+        .consumers()
+        .into_iter()
+        .map(|record| {
+            let knowledge = record.consumer.knowledge;
+            ConsumerView {
+                app: record.app.to_string(),
+                sent: knowledge.sent.map(view),
+                acknowledged: knowledge.acknowledged.map(view),
+                behind: knowledge.behind(head_id),
+            }
+        })
+        .filter(|view| params.behind.is_none_or(|behind| view.behind == behind))
+        .collect();
+    Ok(Json(ConsumersAnswer {
+        head: head.as_deref().map(current_state),
+        consumers,
+    }))
+}
+
+fn view(sighting: Sighting) -> SightingView {
+    SightingView {
+        status_change_id: sighting.id.0,
+        at: sighting.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        mode: sighting.mode.as_str().to_owned(),
+        long_poll: sighting.long_poll,
+    }
+}

@@ -1,0 +1,351 @@
+//! `GET /secapp/update`: learn what is new, in any of three cursor modes,
+//! optionally as a long poll.
+//!
+//! - **Server-held cursor** (the prototype's model): no `after`, no
+//!   `If-None-Match`. Each application is told each new head once.
+//! - **`?after=<id>`**: the client holds the cursor; `{}` only when `id` is
+//!   the head. Touches no server cursor, so any replica answers it from memory.
+//! - **`If-None-Match: "<id>"`**: the same, answered `304 Not Modified`.
+//!
+//! With `?wait=<seconds>` the request is held until the answer would not be
+//! empty, the wait ends, or the server shuts down.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::SecondsFormat;
+use secapp_api::{
+    CurrentState, Empty, POLL_AFTER_HEADER, PollAnswer, SERVER_TIME_HEADER, STATE_AGE_HEADER,
+};
+use secapp_domain::{AppName, ChangeId, Head, Mode};
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa::IntoParams;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Query parameters of a poll. Kept as text so a bad value gets our own
+/// error, not the extractor's.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PollParams {
+    /// Client-held cursor: the `status_change_id` the client holds. The
+    /// answer is `{}` only when it is the current state's; no server-side
+    /// cursor is read or moved.
+    #[param(value_type = Option<i64>, minimum = 0, example = 17)]
+    after: Option<String>,
+    /// Long poll: hold the request up to this many seconds until the answer
+    /// would not be empty. Longer waits are cut to the server's maximum
+    /// (55 s by default).
+    #[param(value_type = Option<f64>, minimum = 0, example = 30)]
+    wait: Option<String>,
+}
+
+/// Which cursor the client uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held {
+    /// The server-held cursor.
+    Server,
+    /// `?after=<id>`.
+    After(ChangeId),
+    /// `If-None-Match`: `None` for `*` (any current state).
+    IfNoneMatch(Option<Vec<ChangeId>>),
+}
+
+impl Held {
+    fn parse(params: &PollParams, headers: &HeaderMap) -> Result<Self, ApiError> {
+        if let Some(value) = headers.get(header::IF_NONE_MATCH) {
+            return parse_if_none_match(value.as_bytes()).map(Self::IfNoneMatch);
+        }
+        match &params.after {
+            Some(raw) => parse_id(raw)
+                .map(Self::After)
+                .ok_or_else(|| ApiError::InvalidAfter(shorten(raw))),
+            None => Ok(Self::Server),
+        }
+    }
+
+    /// The state the client holds, given the current head; `None` when the
+    /// client said `*` and there is no head.
+    fn id(&self, head: Option<&Head>) -> Option<ChangeId> {
+        let head_id = head.map(|h| h.change.id);
+        match self {
+            Self::Server => None,
+            Self::After(id) => Some(*id),
+            Self::IfNoneMatch(None) => head_id,
+            Self::IfNoneMatch(Some(ids)) => match head_id {
+                Some(head_id) if ids.contains(&head_id) => Some(head_id),
+                _ => ids.iter().max().copied(),
+            },
+        }
+    }
+
+    fn mode(&self) -> Mode {
+        match self {
+            Self::Server => Mode::Poll,
+            Self::After(_) => Mode::After,
+            Self::IfNoneMatch(_) => Mode::IfNoneMatch,
+        }
+    }
+}
+
+/// Learn whether the criticality level changed.
+///
+/// Three cursor modes, all answering the same JSON:
+/// - plain (no `after`, no `If-None-Match`): the server-held cursor of the
+///   prototype. The current state when this `App-name` has not been told it,
+///   `{}` when it has or nothing was ever published. Each application is told
+///   each state once; after a server crash it may be told again, never skipped.
+/// - `?after=<status_change_id>`: `{}` only when that id is the current
+///   state's; nothing is recorded but an acknowledgement.
+/// - `If-None-Match: "<status_change_id>"`: `304 Not Modified` when it is the
+///   current state's.
+///
+/// Add `?wait=<seconds>` to hold the request until there is something to say.
+/// Every answer carries pacing headers; every non-empty one an `ETag`.
+#[utoipa::path(
+    get,
+    path = "/secapp/update",
+    tag = "criticality",
+    params(
+        ("App-name" = String, Header, description = "Name of the polling application; each name is told each state once.", example = "billing"),
+        ("If-None-Match" = Option<String>, Header, description = "Client-held cursor as an ETag: `\"17\"`, a list, or `*`. Answers 304 when it names the current state.", example = "\"17\""),
+        PollParams,
+    ),
+    responses(
+        (status = 200, description = "The current state if it is news to this client, otherwise `{}`.", body = PollAnswer,
+            headers(
+                ("ETag" = String, description = "`\"<status_change_id>\"` of the state in a non-empty answer."),
+                ("Secapp-Poll-After" = u64, description = "Seconds until the next poll: the server's interval, jittered ±20% (`0` after a long poll: re-poll at once)."),
+                ("Secapp-State-Age" = u64, description = "Seconds since the current state's `Change_at` (absent when nothing was published)."),
+                ("Secapp-Server-Time" = String, description = "The server's clock, RFC 3339 UTC with milliseconds."),
+            ),
+            examples(
+                ("news" = (summary = "Not yet told", value = json!({"current_status": 4, "status_change_id": 17, "Change_at": "2026-03-01T12:05:00Z"}))),
+                ("nothing new" = (summary = "Already told, or nothing published", value = json!({}))),
+            )),
+        (status = 304, description = "`If-None-Match` names the current state."),
+        (status = 400, description = "`missing_app_name`, `invalid_app_name`, `invalid_after`, `invalid_wait`, `invalid_if_none_match` or `invalid_query`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
+    ),
+    security(("token" = [])),
+)]
+pub async fn poll(
+    State(state): State<AppState>,
+    method: Method,
+    principal: Principal,
+    headers: HeaderMap,
+    query: Result<Query<PollParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let held = Held::parse(&params, &headers)?;
+    let wait = params
+        .wait
+        .as_deref()
+        .map(|raw| parse_wait(raw, state.max_wait))
+        .transpose()?
+        .filter(|wait| !wait.is_zero());
+    // axum answers HEAD with the GET handler; a HEAD answer has no body, so
+    // it must record nothing.
+    let record = method != Method::HEAD;
+    let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
+    let mut changes = state.hub.watch();
+    loop {
+        // Mark the head seen before looking, so a change after the look
+        // wakes the wait below.
+        changes.borrow_and_update();
+        if let Some(head) = look(&state, &principal.app, &held, record, wait.is_some()) {
+            let mut response = Json(PollAnswer::Changed(current_state(&head))).into_response();
+            set_etag(&mut response, &head);
+            pace(&state, &mut response, Some(&head), wait.is_some());
+            return Ok(response);
+        }
+        let Some(deadline) = deadline else { break };
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { break },
+            () = tokio::time::sleep_until(deadline) => break,
+            () = state.shutdown.cancelled() => break,
+        }
+    }
+    let head = state.hub.head();
+    let mut response = match (&held, &head) {
+        (Held::IfNoneMatch(_), Some(head)) => {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            set_etag(&mut response, head);
+            response
+        }
+        _ => Json(PollAnswer::Unchanged(Empty {})).into_response(),
+    };
+    pace(&state, &mut response, head.as_deref(), wait.is_some());
+    Ok(response)
+}
+
+/// One look at the state: the head if it is news to this client.
+fn look(
+    state: &AppState,
+    app: &AppName,
+    held: &Held,
+    record: bool,
+    long_poll: bool,
+) -> Option<Arc<Head>> {
+    let now = state.clock.now();
+    if *held == Held::Server {
+        return if record {
+            state.hub.poll(app, now, long_poll)
+        } else {
+            state.hub.peek(app)
+        };
+    }
+    let head = state.hub.head();
+    let held_id = held.id(head.as_deref())?;
+    if record {
+        state.hub.holds(app, held_id, held.mode(), now, long_poll)
+    } else {
+        head.filter(|head| head.change.id != held_id)
+    }
+}
+
+/// The wire form of a head.
+#[must_use]
+pub fn current_state(head: &Head) -> CurrentState {
+    CurrentState {
+        current_status: head.change.level.get(),
+        status_change_id: head.change.id.0,
+        change_at: head.change.changed_at.to_string(),
+    }
+}
+
+fn set_etag(response: &mut Response, head: &Head) {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", head.change.id)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+}
+
+/// Pacing hints: when to poll next, how old the state is, the server's clock.
+fn pace(state: &AppState, response: &mut Response, head: Option<&Head>, long_poll: bool) {
+    let now = state.clock.now();
+    let headers = response.headers_mut();
+    // The answer depends on who asks and when: no cache may keep it.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let next = if long_poll {
+        0
+    } else {
+        // ±20% so a fleet started together does not poll in lockstep.
+        let factor = 0.8 + 0.4 * fastrand::f64();
+        (state.poll_interval.as_secs_f64() * factor)
+            .round()
+            .max(1.0) as u64
+    };
+    headers.insert(POLL_AFTER_HEADER, HeaderValue::from(next));
+    if let Some(head) = head {
+        let age = now
+            .signed_duration_since(head.change.changed_at.instant())
+            .num_seconds()
+            .max(0);
+        headers.insert(STATE_AGE_HEADER, HeaderValue::from(age));
+    }
+    if let Ok(time) = HeaderValue::from_str(&now.to_rfc3339_opts(SecondsFormat::Millis, true)) {
+        headers.insert(SERVER_TIME_HEADER, time);
+    }
+}
+
+/// A `status_change_id` as a client sends it back: a non-negative integer.
+pub(crate) fn parse_id(raw: &str) -> Option<ChangeId> {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id >= 0)
+        .map(ChangeId)
+}
+
+/// `"17"`, `W/"17"`, `"16", "17"` or `*`.
+fn parse_if_none_match(raw: &[u8]) -> Result<Option<Vec<ChangeId>>, ApiError> {
+    let text = std::str::from_utf8(raw).map_err(|_| ApiError::InvalidIfNoneMatch)?;
+    if text.trim() == "*" {
+        return Ok(None);
+    }
+    let ids = text
+        .split(',')
+        .map(|tag| {
+            let tag = tag.trim();
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            tag.strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .and_then(parse_id)
+                .ok_or(ApiError::InvalidIfNoneMatch)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(ids))
+}
+
+/// Seconds, possibly fractional, cut to `max`.
+fn parse_wait(raw: &str, max: Duration) -> Result<Duration, ApiError> {
+    let seconds: f64 = raw
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| ApiError::InvalidWait(shorten(raw)))?;
+    Ok(Duration::from_secs_f64(seconds.min(max.as_secs_f64())))
+}
+
+fn shorten(raw: &str) -> String {
+    raw.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_accepts_strong_weak_lists_and_star() {
+        assert_eq!(
+            parse_if_none_match(b"\"17\"").unwrap(),
+            Some(vec![ChangeId(17)])
+        );
+        assert_eq!(
+            parse_if_none_match(b"W/\"17\"").unwrap(),
+            Some(vec![ChangeId(17)])
+        );
+        assert_eq!(
+            parse_if_none_match(b"\"16\", W/\"17\"").unwrap(),
+            Some(vec![ChangeId(16), ChangeId(17)])
+        );
+        assert_eq!(parse_if_none_match(b" * ").unwrap(), None);
+        for bad in [
+            &b""[..],
+            b"17",
+            b"\"x\"",
+            b"\"-1\"",
+            b"\"17",
+            b"\"1\",",
+            b"\xff",
+        ] {
+            assert!(parse_if_none_match(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn wait_is_seconds_cut_to_the_maximum() {
+        let max = Duration::from_secs(55);
+        assert_eq!(parse_wait("30", max).unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_wait("0.25", max).unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_wait("1e9", max).unwrap(), max);
+        for bad in ["", "-1", "NaN", "inf", "soon"] {
+            assert!(parse_wait(bad, max).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_list_of_etags_is_held_as_the_head_when_it_names_it() {
+        let held = Held::IfNoneMatch(Some(vec![ChangeId(3), ChangeId(9)]));
+        assert_eq!(held.id(None), Some(ChangeId(9)));
+        assert_eq!(Held::IfNoneMatch(None).id(None), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! `GET /secapp/stream`: server-sent events carrying every new head.
+//!
+//! The head is sent at connect (unless `Last-Event-ID` names it) and on every
+//! change. Each stream reads the hub's `watch` channel, which keeps only the
+//! newest head: a reader too slow to take every event skips straight to the
+//! newest, never to an older one, and costs the others nothing, since the
+//! stream is only polled when its connection can take more bytes.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use secapp_domain::{AppName, ChangeId, Head, Mode};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::routes::poll::{current_state, parse_id};
+use crate::state::AppState;
+use crate::streams::StreamPermit;
+
+/// Stream the criticality level as server-sent events.
+///
+/// Each event's `id` is the `status_change_id` and its `data` the same JSON
+/// as a poll answer. The current state is sent at connect unless
+/// `Last-Event-ID` equals its id, then every new state as it is published. A
+/// `:heartbeat` comment is sent when the stream is otherwise idle. The stream
+/// ends when the server shuts down; reconnect with `Last-Event-ID`.
+#[utoipa::path(
+    get,
+    path = "/secapp/stream",
+    tag = "criticality",
+    params(
+        ("App-name" = String, Header, description = "Name of the watching application.", example = "billing"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received; the current state is not sent again if it is that one.", example = "17"),
+    ),
+    responses(
+        (status = 200, description = "An event stream: `id: 17` / `data: {\"current_status\":4,\"status_change_id\":17,\"Change_at\":\"2026-03-01T12:05:00Z\"}`.",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "`missing_app_name`, `invalid_app_name` or `invalid_last_event_id`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
+        (status = 429, description = "`too_many_streams`: a cap on open streams is reached; retry after `Retry-After` seconds.", body = secapp_api::ErrorBody),
+    ),
+    security(("token" = [])),
+)]
+pub async fn stream(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let last_event_id = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().map_err(|_| ApiError::InvalidLastEventId)?;
+            if text.trim().is_empty() {
+                None
+            } else {
+                Some(parse_id(text).ok_or(ApiError::InvalidLastEventId)?)
+            }
+        }
+    };
+    let permit = state.streams.acquire(&principal.app)?;
+    let changes = state.hub.watch();
+    let now = state.clock.now();
+    let first = match last_event_id {
+        Some(held) => state
+            .hub
+            .holds(&principal.app, held, Mode::Stream, now, false),
+        None => {
+            let head = state.hub.head();
+            if let Some(head) = &head {
+                state.hub.streamed(&principal.app, head, now);
+            }
+            head
+        }
+    };
+    let watcher = Watcher {
+        hub: state.hub.clone(),
+        app: principal.app,
+        changes,
+        last_sent: first.as_ref().map(|head| head.change.id).or(last_event_id),
+        pending: first,
+        shutdown: state.shutdown.clone(),
+        clock: state.clock.clone(),
+        _permit: permit,
+    };
+    let keep_alive = KeepAlive::new().interval(state.heartbeat).text("heartbeat");
+    Ok(Sse::new(events(watcher))
+        .keep_alive(keep_alive)
+        .into_response())
+}
+
+/// Everything one open stream holds.
+struct Watcher {
+    hub: Arc<Hub>,
+    app: AppName,
+    changes: watch::Receiver<Option<Arc<Head>>>,
+    /// The id of the newest head sent (or held by the client at connect).
+    last_sent: Option<ChangeId>,
+    /// A head to send before waiting.
+    pending: Option<Arc<Head>>,
+    shutdown: CancellationToken,
+    clock: Arc<dyn crate::clock::Clock>,
+    /// Keeps this stream's place under the caps until the stream is dropped.
+    _permit: StreamPermit,
+}
+
+fn events(watcher: Watcher) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(watcher, |mut watcher| async move {
+        loop {
+            if let Some(head) = watcher.pending.take() {
+                return Some((Ok(event(&head)), watcher));
+            }
+            tokio::select! {
+                changed = watcher.changes.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let head = watcher.changes.borrow_and_update().clone();
+                    if let Some(head) = head
+                        && watcher.last_sent != Some(head.change.id)
+                    {
+                        watcher.hub.streamed(&watcher.app, &head, watcher.clock.now());
+                        watcher.last_sent = Some(head.change.id);
+                        watcher.pending = Some(head);
+                    }
+                }
+                () = watcher.shutdown.cancelled() => return None,
+            }
+        }
+    })
+}
+
+fn event(head: &Head) -> Event {
+    let data = serde_json::to_string(&current_state(head)).unwrap_or_default();
+    Event::default().id(head.change.id.to_string()).data(data)
+}
