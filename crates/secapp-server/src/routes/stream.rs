@@ -141,3 +141,63 @@ fn event(head: &Head) -> Event {
     let data = serde_json::to_string(&current_state(head)).unwrap_or_default();
     Event::default().id(head.change.id.to_string()).data(data)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use futures_util::StreamExt as _;
+    use secapp_domain::{ChangedAt, LevelRange};
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{NewChange, Store};
+    use crate::streams::StreamLimits;
+
+    async fn publish(hub: &Hub, minute: u32) -> ChangeId {
+        let change = NewChange {
+            level: LevelRange::default().level(3).unwrap(),
+            changed_at: ChangedAt::parse(&format!("2026-03-01T12:{minute:02}:00Z")).unwrap(),
+            published_by: AppName::parse("security").unwrap(),
+            received_at: Utc::now(),
+        };
+        hub.publish(change).await.unwrap().id
+    }
+
+    #[tokio::test]
+    async fn a_lagging_stream_skips_straight_to_the_newest_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let hub = Arc::new(Hub::new(store.clone(), store.snapshot().await.unwrap()));
+        let app = AppName::parse("slow").unwrap();
+        let watcher = Watcher {
+            hub: hub.clone(),
+            app: app.clone(),
+            changes: hub.watch(),
+            last_sent: None,
+            pending: None,
+            shutdown: CancellationToken::new(),
+            clock: Arc::new(SystemClock),
+            _permit: Arc::new(StreamLimits::new(1, 1)).acquire(&app).unwrap(),
+        };
+        let mut events = Box::pin(events(watcher));
+        // Ten heads are published while the reader takes nothing.
+        let mut newest = ChangeId(0);
+        for minute in 0..10 {
+            newest = publish(&hub, minute).await;
+        }
+        let first = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let text = format!("{first:?}");
+        assert!(text.contains(&format!("id: {newest}\\ndata")), "{text}");
+        // Nothing older is queued behind it.
+        let next = tokio::time::timeout(Duration::from_millis(100), events.next()).await;
+        assert!(next.is_err(), "no further event until the next change");
+        store.close().await.unwrap();
+    }
+}

@@ -258,3 +258,89 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// One server-sent event, or a comment line (heartbeat).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sse {
+    Event { id: String, data: Value },
+    Comment(String),
+}
+
+/// Reads server-sent events from a streaming response, one at a time.
+pub struct SseReader {
+    response: Response,
+    buffer: String,
+}
+
+impl SseReader {
+    /// Opens `GET /secapp/stream` as `app`, with extra headers.
+    pub async fn open(api: &Api, app: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = api
+            .client
+            .get(format!("{}/secapp/stream", api.base))
+            .header(APP_NAME_HEADER, app)
+            .header(TOKEN_HEADER, &api.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("open stream")
+    }
+
+    pub fn new(response: Response) -> Self {
+        assert_eq!(response.status(), 200, "stream refused");
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event or comment; `None` when the stream ended. Panics after
+    /// `timeout` without one.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Sse> {
+        tokio::time::timeout(timeout, self.next_inner())
+            .await
+            .expect("no server-sent event within the timeout")
+    }
+
+    /// The next event, skipping heartbeats.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<(String, Value)> {
+        loop {
+            match self.next(timeout).await? {
+                Sse::Event { id, data } => return Some((id, data)),
+                Sse::Comment(_) => {}
+            }
+        }
+    }
+
+    async fn next_inner(&mut self) -> Option<Sse> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut id = String::new();
+                let mut data = String::new();
+                let mut comment = None;
+                for line in block.lines() {
+                    if let Some(rest) = line.strip_prefix(':') {
+                        comment = Some(rest.trim().to_owned());
+                    } else if let Some(rest) = line.strip_prefix("id:") {
+                        id = rest.trim().to_owned();
+                    } else if let Some(rest) = line.strip_prefix("data:") {
+                        data.push_str(rest.trim());
+                    }
+                }
+                if data.is_empty() {
+                    if let Some(comment) = comment {
+                        return Some(Sse::Comment(comment));
+                    }
+                    continue;
+                }
+                let data = serde_json::from_str(&data).expect("event data is JSON");
+                return Some(Sse::Event { id, data });
+            }
+            let chunk = self.response.chunk().await.ok()??;
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8 events"));
+        }
+    }
+}

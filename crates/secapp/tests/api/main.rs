@@ -10,3 +10,4 @@ mod delivery;
 mod durability;
 mod helpers;
 mod operations;
+mod realtime;
