@@ -1,0 +1,134 @@
+//! Starting the measured processes and reading their memory.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{BenchResult, RunArgs};
+
+/// The token every benchmark server uses.
+pub const TOKEN: &str = "bench-token";
+
+/// A server process on loopback, killed on drop.
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data dir (secapp only), removed on drop.
+    pub data_dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts the release secapp on a fresh data dir with high stream caps.
+    pub async fn secapp(args: &RunArgs) -> BenchResult<Self> {
+        let data_dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let addr = free_addr()?;
+        let child = Command::new(&args.secapp)
+            .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+            .arg(data_dir.path())
+            .env("SECAPP_API_TOKEN", TOKEN)
+            .env("SECAPP_LOG", "warn")
+            .env("SECAPP_MAX_STREAMS", "1000000")
+            .env("SECAPP_MAX_STREAMS_PER_APP", "1000000")
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", args.secapp.display()))?;
+        let server = Self {
+            child,
+            addr,
+            data_dir: Some(data_dir),
+        };
+        server.wait_until_up("/healthz").await?;
+        Ok(server)
+    }
+
+    /// Starts this binary's bare baseline handler.
+    pub async fn baseline() -> BenchResult<Self> {
+        let addr = free_addr()?;
+        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+        let child = Command::new(exe)
+            .args(["baseline", "--listen", &addr.to_string()])
+            .spawn()
+            .map_err(|e| format!("start the baseline: {e}"))?;
+        let server = Self {
+            child,
+            addr,
+            data_dir: None,
+        };
+        server.wait_until_up("/secapp/update").await?;
+        Ok(server)
+    }
+
+    /// `http://ip:port`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Resident memory of the process, in KiB.
+    pub fn rss_kib(&self) -> BenchResult<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .map_err(|e| format!("read the server's memory: {e}"))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .ok_or_else(|| "no VmRSS in /proc status".into())
+    }
+
+    /// Publishes a change now and returns its id and when the
+    /// acknowledgement arrived.
+    pub async fn publish(
+        &self,
+        client: &reqwest::Client,
+        level: i64,
+    ) -> BenchResult<(i64, Instant)> {
+        let response = client
+            .post(format!("{}/secapp/update", self.base()))
+            .header("App-name", "bench-publisher")
+            .header("Token", TOKEN)
+            .body(format!("{{\"current_status\": {level}}}"))
+            .send()
+            .await
+            .map_err(|e| format!("publish: {e}"))?;
+        let acked = Instant::now();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| format!("publish answer: {e}"))?;
+        let id = body["processed_id"]
+            .as_i64()
+            .ok_or_else(|| format!("publish refused: {body}"))?;
+        Ok((id, acked))
+    }
+
+    async fn wait_until_up(&self, path: &str) -> BenchResult<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if client
+                .get(format!("{}{path}", self.base()))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("the server at {} did not come up", self.addr))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback address with a port free right now.
+fn free_addr() -> BenchResult<SocketAddr> {
+    let probe =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("probe a port: {e}"))?;
+    probe.local_addr().map_err(|e| format!("probe a port: {e}"))
+}
