@@ -118,7 +118,9 @@ async fn measure(args: &RunArgs, kind: Kind, count: usize) -> BenchResult<String
         p99.push(percentile(&latencies, 99.0));
         max.push(percentile(&latencies, 100.0));
         // Let long pollers re-issue their requests before the next publish.
-        tokio::time::sleep(Duration::from_millis(500 + count as u64 / 20)).await;
+        if kind == Kind::LongPoll {
+            tokio::time::sleep(Duration::from_millis(500 + count as u64 / 20)).await;
+        }
     }
     for task in tasks {
         task.abort();

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 
 /// The most fractional-second digits kept (nanoseconds).
 const MAX_DIGITS: usize = 9;
@@ -137,15 +137,33 @@ impl Ord for ChangedAt {
 
 /// The normalised form: `YYYY-MM-DDTHH:MM:SS[.f…]Z`, with as many fractional
 /// digits as were given.
+///
+/// Written field by field rather than through a format string: this runs for
+/// every poll answer and stream event.
 impl fmt::Display for ChangedAt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = self.at.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let at = self.at;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            at.year(),
+            at.month(),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        )?;
         if self.digits > 0 {
-            let nanos = format!("{:09}", self.at.nanosecond());
-            let _ = write!(out, ".{}", &nanos[..usize::from(self.digits)]);
+            // Keep the first `digits` of the nine nanosecond digits.
+            let scale = 10_u32.pow(9 - u32::from(self.digits));
+            write!(
+                f,
+                ".{:0width$}",
+                at.nanosecond() / scale,
+                width = usize::from(self.digits)
+            )?;
         }
-        out.push('Z');
-        f.write_str(&out)
+        f.write_char('Z')
     }
 }
 

@@ -70,9 +70,13 @@ impl Hub {
     /// yet, and records that it now has. Concurrent polls by one application
     /// get the head exactly once between them.
     pub fn poll(&self, app: &AppName, now: DateTime<Utc>, long_poll: bool) -> Option<Arc<Head>> {
-        let head = self.head()?;
-        self.update(app, |consumer| consumer.poll(&head, now, long_poll))
-            .then_some(head)
+        // Compare under the watch's read lock and clone the head only to
+        // deliver it: the common answer, "nothing new", touches no shared
+        // reference count.
+        let head = self.head.borrow();
+        let current = head.as_ref()?;
+        self.update(app, |consumer| consumer.poll(current, now, long_poll))
+            .then(|| Arc::clone(current))
     }
 
     /// What [`Hub::poll`] would answer, without recording a delivery (for

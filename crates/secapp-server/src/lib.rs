@@ -38,6 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -108,7 +109,7 @@ impl Server {
             .map_err(|e| StoreError::Backend(format!("opening the store panicked: {e}")))??;
         let store: Arc<dyn Store> = Arc::new(store);
         let snapshot = store.snapshot().await?;
-        let state = AppState {
+        let state = AppState::new(state::Shared {
             hub: Arc::new(Hub::new(store.clone(), snapshot)),
             token: Arc::new(token),
             levels: config.levels,
@@ -122,7 +123,7 @@ impl Server {
             )),
             clock,
             shutdown: CancellationToken::new(),
-        };
+        });
         Ok(Self {
             state,
             store,
@@ -172,6 +173,14 @@ impl Server {
         ));
 
         let app = routes::router(state);
+        // Stream events and poll answers are small writes on long-lived
+        // connections: with Nagle's algorithm one could wait for the
+        // client's delayed ACK (up to 40 ms) behind the previous one.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let serve = axum::serve(listener, app)
             .with_graceful_shutdown(stopping.clone().cancelled_owned())
             .into_future();

@@ -11,9 +11,29 @@ use crate::hub::Hub;
 use crate::streams::StreamLimits;
 use crate::token::ApiToken;
 
-/// Shared by all handlers; cloning copies a few pointers.
+/// Shared by all handlers. axum clones the state for every request, so it is
+/// one `Arc`: one reference count to bump, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared parts.
+    #[must_use]
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler can reach.
+pub struct Shared {
     /// The live head and cursors, backed by the store.
     pub hub: Arc<Hub>,
     /// The shared API token.

@@ -155,18 +155,23 @@ pub async fn poll(
     // it must record nothing.
     let record = method != Method::HEAD;
     let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
-    let mut changes = state.hub.watch();
+    // Only a long poll subscribes: a plain poll need not touch the channel.
+    let mut changes = wait.map(|_| state.hub.watch());
     loop {
         // Mark the head seen before looking, so a change after the look
         // wakes the wait below.
-        changes.borrow_and_update();
+        if let Some(changes) = &mut changes {
+            changes.borrow_and_update();
+        }
         if let Some(head) = look(&state, &principal.app, &held, record, wait.is_some()) {
             let mut response = Json(PollAnswer::Changed(current_state(&head))).into_response();
             set_etag(&mut response, &head);
             pace(&state, &mut response, Some(&head), wait.is_some());
             return Ok(response);
         }
-        let Some(deadline) = deadline else { break };
+        let (Some(deadline), Some(changes)) = (deadline, &mut changes) else {
+            break;
+        };
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { break },
             () = tokio::time::sleep_until(deadline) => break,
