@@ -172,7 +172,7 @@ impl Server {
             stopping.clone(),
         ));
 
-        let app = routes::router(state);
+        let app = routes::service(state);
         // Stream events and poll answers are small writes on long-lived
         // connections: with Nagle's algorithm one could wait for the
         // client's delayed ACK (up to 40 ms) behind the previous one.

@@ -19,8 +19,13 @@ use std::any::Any;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
+use axum::http;
 use axum::response::{IntoResponse, Response};
+use axum::routing::IntoMakeService;
 use axum::routing::get;
+use std::convert::Infallible;
+use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
@@ -84,7 +89,31 @@ impl Modify for TokenScheme {
     }
 }
 
-/// Builds the application router.
+/// The application as a service: the router inside the layers every
+/// request passes through.
+///
+/// The layers wrap the router once rather than each route (as
+/// `Router::layer` would), so a request clones a few small structs instead
+/// of a boxed service per layer.
+pub fn service(
+    state: AppState,
+) -> IntoMakeService<
+    impl Service<Request, Response = Response, Error = Infallible, Future = impl Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static,
+> {
+    let layered = ServiceBuilder::new()
+        .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(TraceLayer::new_for_http())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .service(router(state));
+    axum::ServiceExt::<Request>::into_make_service(layered)
+}
+
+/// Builds the application router, without the layers of [`service`].
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/secapp/update", get(poll::poll).post(publish::publish))
@@ -96,9 +125,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::custom(panicked))
 }
 
 async fn not_found() -> ApiError {

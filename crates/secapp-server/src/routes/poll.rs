@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use secapp_api::{
     CurrentState, Empty, POLL_AFTER_HEADER, PollAnswer, SERVER_TIME_HEADER, STATE_AGE_HEADER,
 };
@@ -58,9 +59,21 @@ enum Held {
     IfNoneMatch(Option<Vec<ChangeId>>),
 }
 
+/// The `If-None-Match` header, taken alone: the `HeaderMap` extractor would
+/// copy every header of every poll.
+pub struct IfNoneMatch(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
+}
+
 impl Held {
-    fn parse(params: &PollParams, headers: &HeaderMap) -> Result<Self, ApiError> {
-        if let Some(value) = headers.get(header::IF_NONE_MATCH) {
+    fn parse(params: &PollParams, if_none_match: &IfNoneMatch) -> Result<Self, ApiError> {
+        if let Some(value) = &if_none_match.0 {
             return parse_if_none_match(value.as_bytes()).map(Self::IfNoneMatch);
         }
         match &params.after {
@@ -140,11 +153,11 @@ pub async fn poll(
     State(state): State<AppState>,
     method: Method,
     principal: Principal,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     query: Result<Query<PollParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
-    let held = Held::parse(&params, &headers)?;
+    let held = Held::parse(&params, &if_none_match)?;
     let wait = params
         .wait
         .as_deref()
@@ -157,16 +170,17 @@ pub async fn poll(
     let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
     // Only a long poll subscribes: a plain poll need not touch the channel.
     let mut changes = wait.map(|_| state.hub.watch());
+    let mut now = state.clock.now();
     loop {
         // Mark the head seen before looking, so a change after the look
         // wakes the wait below.
         if let Some(changes) = &mut changes {
             changes.borrow_and_update();
         }
-        if let Some(head) = look(&state, &principal.app, &held, record, wait.is_some()) {
+        if let Some(head) = look(&state, &principal.app, &held, record, wait.is_some(), now) {
             let mut response = Json(PollAnswer::Changed(current_state(&head))).into_response();
             set_etag(&mut response, &head);
-            pace(&state, &mut response, Some(&head), wait.is_some());
+            pace(&state, &mut response, Some(&head), wait.is_some(), now);
             return Ok(response);
         }
         let (Some(deadline), Some(changes)) = (deadline, &mut changes) else {
@@ -177,6 +191,7 @@ pub async fn poll(
             () = tokio::time::sleep_until(deadline) => break,
             () = state.shutdown.cancelled() => break,
         }
+        now = state.clock.now();
     }
     let head = state.hub.head();
     let mut response = match (&held, &head) {
@@ -187,7 +202,10 @@ pub async fn poll(
         }
         _ => Json(PollAnswer::Unchanged(Empty {})).into_response(),
     };
-    pace(&state, &mut response, head.as_deref(), wait.is_some());
+    if wait.is_some() {
+        now = state.clock.now();
+    }
+    pace(&state, &mut response, head.as_deref(), wait.is_some(), now);
     Ok(response)
 }
 
@@ -198,8 +216,8 @@ fn look(
     held: &Held,
     record: bool,
     long_poll: bool,
+    now: DateTime<Utc>,
 ) -> Option<Arc<Head>> {
-    let now = state.clock.now();
     if *held == Held::Server {
         return if record {
             state.hub.poll(app, now, long_poll)
@@ -233,8 +251,13 @@ fn set_etag(response: &mut Response, head: &Head) {
 }
 
 /// Pacing hints: when to poll next, how old the state is, the server's clock.
-fn pace(state: &AppState, response: &mut Response, head: Option<&Head>, long_poll: bool) {
-    let now = state.clock.now();
+fn pace(
+    state: &AppState,
+    response: &mut Response,
+    head: Option<&Head>,
+    long_poll: bool,
+    now: DateTime<Utc>,
+) {
     let headers = response.headers_mut();
     // The answer depends on who asks and when: no cache may keep it.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
