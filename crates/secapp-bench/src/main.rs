@@ -6,7 +6,8 @@
 //!    handler that only reads the two headers, with `wrk`, same settings;
 //! 2. fan-out latency from a publish's acknowledgement to each stream
 //!    watcher's receipt, and server memory per idle stream;
-//! 3. the same for held long polls;
+//! 3. the same for held long polls, and the memory a bare axum server holds
+//!    per idle connection, the floor under both;
 //! 4. durable publishes per second at 1, 16 and 64 producers next to the
 //!    disk's own rate of synced small writes, measured in the same run.
 //!
@@ -127,6 +128,9 @@ async fn run(args: RunArgs) -> BenchResult<()> {
     }
     if wants("longpoll") {
         watchers::fan_out(&args, watchers::Kind::LongPoll).await?;
+    }
+    if wants("floor") {
+        watchers::connection_floor(&args).await?;
     }
     if wants("publish") {
         load::publish_throughput(&args).await?;

@@ -299,3 +299,44 @@ mod tests {
         assert!(pending.is_empty());
     }
 }
+
+/// The floor under the memory figures: what the bare baseline server holds
+/// per idle HTTP/1.1 keep-alive connection that has served one request.
+pub async fn connection_floor(args: &RunArgs) -> BenchResult<()> {
+    println!("### Memory floor: the bare axum baseline holding idle keep-alive connections\n");
+    println!("| connections | baseline memory per connection |");
+    println!("|---|---|");
+    for &count in &args.watchers {
+        let server = Server::baseline().await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle_rss = server.rss_kib()?;
+        let addr = server.addr;
+        let mut open = Vec::with_capacity(count);
+        for batch in (0..count).collect::<Vec<_>>().chunks(CONNECT_BATCH) {
+            let mut connecting = Vec::with_capacity(batch.len());
+            for &n in batch {
+                connecting.push(tokio::spawn(async move {
+                    let mut stream = connect(addr, n).await?;
+                    let request = format!(
+                        "GET /secapp/update HTTP/1.1\r\nHost: bench\r\nApp-name: watcher-{n}\r\nToken: {TOKEN}\r\n\r\n"
+                    );
+                    stream
+                        .write_all(request.as_bytes())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    read_response(&mut stream).await?;
+                    Ok::<_, String>(stream)
+                }));
+            }
+            for stream in connecting {
+                open.push(stream.await.map_err(|e| format!("connect task: {e}"))??);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let per = server.rss_kib()?.saturating_sub(idle_rss) as f64 * 1024.0 / count as f64;
+        println!("| {count} | {per:.0} B ({:.1} KiB) |", per / 1024.0);
+        drop(open);
+    }
+    println!();
+    Ok(())
+}

@@ -25,13 +25,6 @@ enum Command {
     Serve(ServeArgs),
 }
 
-/// mimalloc instead of the system allocator: each request allocates and frees
-/// small buffers on two worker threads, which glibc's allocator served
-/// measurably slower, and with more memory per open connection (see the
-/// README's benchmarks).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init();
