@@ -286,20 +286,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_ids_are_taken_from_complete_events_only() {
-        let mut pending = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\nid: 4\ndata: {}\n\n:heartbeat\n\nid: 5\nda".to_vec();
-        assert_eq!(take_event_ids(&mut pending), vec![4]);
-        pending.extend_from_slice(b"ta: {}\n\n");
-        assert_eq!(take_event_ids(&mut pending), vec![5]);
-        assert!(pending.is_empty());
-    }
-}
-
 /// The floor under the memory figures: what the bare baseline server holds
 /// per idle HTTP/1.1 keep-alive connection that has served one request.
 pub async fn connection_floor(args: &RunArgs) -> BenchResult<()> {
@@ -339,4 +325,18 @@ pub async fn connection_floor(args: &RunArgs) -> BenchResult<()> {
     }
     println!();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_taken_from_complete_events_only() {
+        let mut pending = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\nid: 4\ndata: {}\n\n:heartbeat\n\nid: 5\nda".to_vec();
+        assert_eq!(take_event_ids(&mut pending), vec![4]);
+        pending.extend_from_slice(b"ta: {}\n\n");
+        assert_eq!(take_event_ids(&mut pending), vec![5]);
+        assert!(pending.is_empty());
+    }
 }
