@@ -65,11 +65,11 @@ struct RunArgs {
     /// Watcher counts for the fan-out and long-poll benchmarks.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     watchers: Vec<usize>,
-    /// Only these parts: poll, fanout, longpoll, publish.
+    /// Only these parts: poll, fanout, longpoll, floor, publish.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "poll,fanout,longpoll,publish"
+        default_value = "poll,fanout,longpoll,floor,publish"
     )]
     only: Vec<String>,
 }

@@ -57,6 +57,21 @@ async fn the_openapi_document_describes_every_endpoint_and_the_token() {
         "Token"
     );
     assert!(doc["paths"]["/healthz"].is_object() && doc["paths"]["/readyz"].is_object());
+    let get = &update["get"];
+    assert!(get["responses"]["304"].is_object(), "304 is documented");
+    let names: Vec<&str> = get["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in ["after", "wait", "If-None-Match"] {
+        assert!(names.contains(&name), "poll documents {name}: {names:?}");
+    }
+    let stream = &doc["paths"]["/secapp/stream"]["get"];
+    assert!(stream["responses"]["429"].is_object());
+    assert_eq!(stream["security"][0]["token"], serde_json::json!([]));
+    assert!(doc["paths"]["/secapp/consumers"]["get"]["responses"]["200"].is_object());
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["PublishRequest"]["properties"]["Change_at"].is_object());
 }
