@@ -72,23 +72,12 @@ async fn measure(args: &RunArgs, kind: Kind, count: usize) -> BenchResult<String
     let idle_rss = server.rss_kib()?;
 
     let (receipts, mut inbox) = mpsc::unbounded_channel();
-    let mut tasks = Vec::with_capacity(count);
-    for batch in (0..count).collect::<Vec<_>>().chunks(CONNECT_BATCH) {
-        let mut connecting = Vec::with_capacity(batch.len());
-        for &n in batch {
-            connecting.push(tokio::spawn(connect(server.addr, n)));
-        }
-        for (n, stream) in batch.iter().zip(connecting) {
-            let stream = stream.await.map_err(|e| format!("connect task: {e}"))??;
-            tasks.push(tokio::spawn(watch(
-                stream,
-                kind,
-                *n,
-                head,
-                receipts.clone(),
-            )));
-        }
-    }
+    let streams = connect_all(server.addr, count).await?;
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(n, stream)| tokio::spawn(watch(stream, kind, n, head, receipts.clone())))
+        .collect();
     drop(receipts);
     // Streams announce themselves with the head they are sent at connect;
     // long polls are held silently, so give the server time to take them all.
@@ -163,6 +152,21 @@ async fn collect(
         }
     }
     Ok(seen)
+}
+
+/// Opens `count` connections, a batch at a time.
+async fn connect_all(server: SocketAddr, count: usize) -> BenchResult<Vec<TcpStream>> {
+    let mut open = Vec::with_capacity(count);
+    for batch in (0..count).collect::<Vec<_>>().chunks(CONNECT_BATCH) {
+        let connecting: Vec<_> = batch
+            .iter()
+            .map(|&n| tokio::spawn(connect(server, n)))
+            .collect();
+        for stream in connecting {
+            open.push(stream.await.map_err(|e| format!("connect task: {e}"))??);
+        }
+    }
+    Ok(open)
 }
 
 /// Opens connection `n` from its loopback source address.
@@ -296,27 +300,16 @@ pub async fn connection_floor(args: &RunArgs) -> BenchResult<()> {
         let server = Server::baseline().await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle_rss = server.rss_kib()?;
-        let addr = server.addr;
-        let mut open = Vec::with_capacity(count);
-        for batch in (0..count).collect::<Vec<_>>().chunks(CONNECT_BATCH) {
-            let mut connecting = Vec::with_capacity(batch.len());
-            for &n in batch {
-                connecting.push(tokio::spawn(async move {
-                    let mut stream = connect(addr, n).await?;
-                    let request = format!(
-                        "GET /secapp/update HTTP/1.1\r\nHost: bench\r\nApp-name: watcher-{n}\r\nToken: {TOKEN}\r\n\r\n"
-                    );
-                    stream
-                        .write_all(request.as_bytes())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    read_response(&mut stream).await?;
-                    Ok::<_, String>(stream)
-                }));
-            }
-            for stream in connecting {
-                open.push(stream.await.map_err(|e| format!("connect task: {e}"))??);
-            }
+        let mut open = connect_all(server.addr, count).await?;
+        for (n, stream) in open.iter_mut().enumerate() {
+            let request = format!(
+                "GET /secapp/update HTTP/1.1\r\nHost: bench\r\nApp-name: watcher-{n}\r\nToken: {TOKEN}\r\n\r\n"
+            );
+            stream
+                .write_all(request.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            read_response(stream).await?;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let per = server.rss_kib()?.saturating_sub(idle_rss) as f64 * 1024.0 / count as f64;

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TOKEN, TestApp, spawn_app, status_and_json};
+use crate::helpers::{Lcg, TOKEN, TestApp, spawn_app, status_and_json};
 
 /// Sends one request with the given headers and body.
 async fn send(
@@ -275,23 +275,6 @@ async fn unknown_routes_and_methods_answer_json_errors() {
     );
 }
 
-/// A small deterministic generator, so a failure replays the same inputs.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[usize::try_from(self.next()).unwrap() % items.len()]
-    }
-}
-
 #[tokio::test]
 async fn no_generated_body_gets_a_server_error() {
     let app = spawn_app().await;
@@ -327,16 +310,16 @@ async fn no_generated_body_gets_a_server_error() {
         "x",
     ];
     for round in 0..300 {
-        let fields: Vec<String> = (0..rng.next() % 4)
+        let fields: Vec<String> = (0..rng.below(4))
             .map(|_| format!("\"{}\": {}", rng.pick(&keys), rng.pick(&values)))
             .collect();
         let mut body = format!("{{{}}}", fields.join(", ")).into_bytes();
         if round % 5 == 0 && !body.is_empty() {
-            let cut = usize::try_from(rng.next()).unwrap() % body.len();
+            let cut = usize::try_from(rng.below(body.len() as u64)).unwrap();
             body.truncate(cut);
         }
         if round % 7 == 0 {
-            body.push(u8::try_from(rng.next() % 256).unwrap());
+            body.push(u8::try_from(rng.below(256)).unwrap());
         }
         let response = app
             .client

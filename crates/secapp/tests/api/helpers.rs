@@ -344,3 +344,24 @@ impl SseReader {
         }
     }
 }
+
+/// A small deterministic generator, so a failing randomised test replays
+/// the same run.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+
+    /// One of `items`.
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        let len = u64::try_from(items.len()).unwrap();
+        items[usize::try_from(self.below(len)).unwrap()]
+    }
+}

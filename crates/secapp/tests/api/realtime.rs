@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Sse, SseReader, TOKEN, TestApp, spawn_app, spawn_app_with, status_and_json};
+use crate::helpers::{
+    Lcg, Sse, SseReader, TOKEN, TestApp, spawn_app, spawn_app_with, status_and_json,
+};
 
 const SECOND: Duration = Duration::from_secs(1);
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -36,6 +38,29 @@ fn etag(response: &reqwest::Response) -> Option<String> {
         .headers()
         .get("etag")
         .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// Starts a poll (a long poll, given `wait` in `query`) in the background;
+/// resolves to its `Secapp-Poll-After`, status and body.
+fn spawn_long_poll(
+    app: &TestApp,
+    name: &str,
+    query: &str,
+) -> tokio::task::JoinHandle<(Option<String>, u16, Value)> {
+    let request = app
+        .client
+        .get(app.url(&format!("/secapp/update{query}")))
+        .header("App-name", name)
+        .header("Token", TOKEN);
+    tokio::spawn(async move {
+        let response = request.send().await.unwrap();
+        let poll_after = response
+            .headers()
+            .get("secapp-poll-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let (status, body) = status_and_json(response).await;
+        (poll_after, status, body)
+    })
 }
 
 #[tokio::test]
@@ -185,24 +210,7 @@ async fn a_long_poll_wakes_when_the_head_changes() {
         .api()
         .publish("security", 2, "2026-03-01T12:00:00Z")
         .await;
-    let waiting = tokio::spawn({
-        let client = app.client.clone();
-        let url = app.url(&format!("/secapp/update?after={first}&wait=30"));
-        async move {
-            let response = client
-                .get(url)
-                .header("App-name", "billing")
-                .header("Token", TOKEN)
-                .send()
-                .await
-                .unwrap();
-            let poll_after = response.headers()["secapp-poll-after"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            (poll_after, status_and_json(response).await)
-        }
-    });
+    let waiting = spawn_long_poll(&app, "billing", &format!("?after={first}&wait=30"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !waiting.is_finished(),
@@ -212,7 +220,7 @@ async fn a_long_poll_wakes_when_the_head_changes() {
         .api()
         .publish("security", 5, "2026-03-01T12:01:00Z")
         .await;
-    let (poll_after, (status, body)) = tokio::time::timeout(PATIENCE, waiting)
+    let (poll_after, status, body) = tokio::time::timeout(PATIENCE, waiting)
         .await
         .unwrap()
         .unwrap();
@@ -222,7 +230,11 @@ async fn a_long_poll_wakes_when_the_head_changes() {
         json!(second),
         "woken with the new head, not timed out"
     );
-    assert_eq!(poll_after, "0", "a long poller re-polls at once");
+    assert_eq!(
+        poll_after,
+        Some("0".into()),
+        "a long poller re-polls at once"
+    );
 }
 
 #[tokio::test]
@@ -232,26 +244,13 @@ async fn a_plain_long_poll_is_told_each_head_once() {
         .publish("security", 2, "2026-03-01T12:00:00Z")
         .await;
     app.api().poll("billing").await;
-    let waiting = tokio::spawn({
-        let app_client = app.client.clone();
-        let url = app.url("/secapp/update?wait=30");
-        async move {
-            let response = app_client
-                .get(url)
-                .header("App-name", "billing")
-                .header("Token", TOKEN)
-                .send()
-                .await
-                .unwrap();
-            status_and_json(response).await
-        }
-    });
+    let waiting = spawn_long_poll(&app, "billing", "?wait=30");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let id = app
         .api()
         .publish("security", 4, "2026-03-01T12:01:00Z")
         .await;
-    let (_, body) = tokio::time::timeout(PATIENCE, waiting)
+    let (_, _, body) = tokio::time::timeout(PATIENCE, waiting)
         .await
         .unwrap()
         .unwrap();
@@ -487,20 +486,7 @@ async fn shutdown_ends_streams_and_answers_long_polls() {
     let id = api.publish("security", 3, "2026-03-01T12:00:00Z").await;
     let mut stream = SseReader::new(SseReader::open(&api, "billing", &[]).await);
     stream.next_event(PATIENCE).await.unwrap();
-    let long_poll = tokio::spawn({
-        let client = app.client.clone();
-        let url = app.url(&format!("/secapp/update?after={id}&wait=50"));
-        async move {
-            let response = client
-                .get(url)
-                .header("App-name", "b")
-                .header("Token", TOKEN)
-                .send()
-                .await
-                .unwrap();
-            status_and_json(response).await
-        }
-    });
+    let long_poll = spawn_long_poll(&app, "b", &format!("?after={id}&wait=50"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     app.stop().await;
@@ -509,7 +495,8 @@ async fn shutdown_ends_streams_and_answers_long_polls() {
         "nothing held the shutdown for its 50 s wait"
     );
     assert_eq!(stream.next(PATIENCE).await, None, "the stream ended");
-    assert_eq!(long_poll.await.unwrap(), (200, json!({})));
+    let (_, status, body) = long_poll.await.unwrap();
+    assert_eq!((status, body), (200, json!({})));
 }
 
 #[tokio::test]
@@ -610,19 +597,6 @@ async fn client_held_modes_never_move_the_plain_cursor() {
         json!(id),
         "pods of one app may mix modes"
     );
-}
-
-/// A small deterministic generator, so a failure replays the same run.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
