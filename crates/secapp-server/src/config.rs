@@ -74,6 +74,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SECAPP_MAX_STREAMS_PER_APP")]
     pub max_streams_per_app: Option<usize>,
 
+    /// How long a publish's `Idempotency-Key` is remembered, e.g. `24h`
+    /// [default: 24h].
+    #[arg(long, env = "SECAPP_IDEMPOTENCY_WINDOW", value_parser = humantime::parse_duration)]
+    pub idempotency_window: Option<Duration>,
+
     /// The poll interval suggested to plain pollers in `Secapp-Poll-After`,
     /// jittered by ±20% [default: 60s].
     #[arg(long, env = "SECAPP_POLL_INTERVAL", value_parser = humantime::parse_duration)]
@@ -100,6 +105,8 @@ struct FileConfig {
     heartbeat: Option<Duration>,
     max_streams: Option<usize>,
     max_streams_per_app: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    idempotency_window: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     poll_interval: Option<Duration>,
 }
@@ -129,6 +136,8 @@ pub struct Config {
     pub max_streams_per_app: usize,
     /// The poll interval suggested to plain pollers (jittered ±20%).
     pub poll_interval: Duration,
+    /// How long a publish's `Idempotency-Key` is remembered.
+    pub idempotency_window: Duration,
     /// The shared token from the environment; when `None` the token stored in
     /// the data dir is used, or one is generated there.
     pub api_token: Option<ApiToken>,
@@ -184,6 +193,7 @@ impl Config {
             max_streams: 50_000,
             max_streams_per_app: 5_000,
             poll_interval: Duration::from_secs(60),
+            idempotency_window: Duration::from_secs(24 * 60 * 60),
             api_token: None,
         }
     }
@@ -254,6 +264,10 @@ impl Config {
                 .or(file.max_streams_per_app)
                 .unwrap_or(defaults.max_streams_per_app),
             poll_interval,
+            idempotency_window: args
+                .idempotency_window
+                .or(file.idempotency_window)
+                .unwrap_or(defaults.idempotency_window),
             api_token,
         })
     }

@@ -85,6 +85,14 @@ pub enum ApiError {
         /// The configured cap.
         limit: usize,
     },
+    /// An `Idempotency-Key` that is empty, too long or not visible ASCII.
+    #[error("Idempotency-Key must be 1 to 255 visible ASCII characters, sent once")]
+    InvalidIdempotencyKey,
+    /// An `Idempotency-Key` already used for a different request.
+    #[error(
+        "this Idempotency-Key was already used for a different request: use a new key for a new change, or repeat the first request exactly to retry it"
+    )]
+    IdempotencyKeyReused,
     /// No such route.
     #[error("there is no such endpoint: see /docs for the API")]
     NotFound,
@@ -121,6 +129,8 @@ impl ApiError {
             Self::InvalidLastEventId => "invalid_last_event_id",
             Self::InvalidQuery(_) => "invalid_query",
             Self::TooManyStreams { .. } => "too_many_streams",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::StoreUnavailable(_) => "store_unavailable",
@@ -140,13 +150,15 @@ impl ApiError {
             | Self::InvalidWait(_)
             | Self::InvalidIfNoneMatch
             | Self::InvalidLastEventId
-            | Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            | Self::InvalidQuery(_)
+            | Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::InvalidBody(_)
             | Self::LevelOutOfRange(_)
             | Self::InvalidChangeAt(_)
-            | Self::ChangeAtInFuture(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::ChangeAtInFuture(_)
+            | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use secapp_domain::{AppName, ChangeId, Consumer, Head, Mode};
 use tokio::sync::watch;
 
-use crate::store::{ConsumerRecord, NewChange, Recorded, Snapshot, Store, StoreError};
+use crate::store::{ConsumerRecord, NewChange, Published, Snapshot, Store, StoreError};
 
 /// Shared live state. Cloning the `Arc` around it is how handlers share it.
 pub struct Hub {
@@ -137,20 +137,22 @@ impl Hub {
     ///
     /// # Errors
     /// [`StoreError`] when the store could not record it; nothing changed then.
-    pub async fn publish(&self, change: NewChange) -> Result<Recorded, StoreError> {
-        let recorded = self.store.publish(change).await?;
-        let head = &recorded.head;
-        // Publishes complete concurrently; only ever move to a newer version.
-        self.head.send_if_modified(|current| {
-            let newer = current
-                .as_ref()
-                .is_none_or(|live| head.version > live.version);
-            if newer {
-                *current = Some(Arc::new(head.clone()));
-            }
-            newer
-        });
-        Ok(recorded)
+    pub async fn publish(&self, change: NewChange) -> Result<Published, StoreError> {
+        let published = self.store.publish(change).await?;
+        if let Published::New(recorded) = &published {
+            let head = &recorded.head;
+            // Publishes complete concurrently; only ever move to a newer version.
+            self.head.send_if_modified(|current| {
+                let newer = current
+                    .as_ref()
+                    .is_none_or(|live| head.version > live.version);
+                if newer {
+                    *current = Some(Arc::new(head.clone()));
+                }
+                newer
+            });
+        }
+        Ok(published)
     }
 
     /// Writes changed consumer records back to the store. On failure they
@@ -243,6 +245,7 @@ mod tests {
             changed_at: ChangedAt::parse(at).unwrap(),
             published_by: AppName::parse("security").unwrap(),
             received_at: Utc::now(),
+            idempotency: None,
         }
     }
 

@@ -114,6 +114,7 @@ impl Server {
             token: Arc::new(token),
             levels: config.levels,
             max_clock_skew: config.max_clock_skew,
+            idempotency_window: config.idempotency_window,
             max_wait: config.max_wait,
             poll_interval: config.poll_interval,
             heartbeat: config.heartbeat,

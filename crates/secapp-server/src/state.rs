@@ -44,6 +44,8 @@ pub struct Shared {
     pub max_clock_skew: Duration,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_window: Duration,
     /// The longest a long poll is held.
     pub max_wait: Duration,
     /// The poll interval suggested to plain pollers.

@@ -2,15 +2,18 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::HeaderValue;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use secapp_api::{PublishAnswer, PublishRequest};
 use secapp_domain::ChangedAt;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::NewChange;
+use crate::store::{Idempotency, NewChange, Published};
 
 /// Publish a change of the criticality level.
 ///
@@ -18,21 +21,26 @@ use crate::store::NewChange;
 /// the latest `Change_at` is the current state; a change whose `Change_at`
 /// equals the current state's does not replace it (the first one wins), and an
 /// older change is recorded in the history without winning.
+///
+/// Send an `Idempotency-Key` to make retries safe: a retry with the same key
+/// and the same body (within the retry window, 24 h by default) is answered
+/// with the first publish's `processed_id` and records nothing new.
 #[utoipa::path(
     post,
     path = "/secapp/update",
     tag = "criticality",
     params(
         ("App-name" = String, Header, description = "Name of the publishing application.", example = "security-team"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1–255 visible ASCII characters, unique per intended change.", example = "3f1c9a2e-incident-4711"),
     ),
     request_body(content = PublishRequest, content_type = "application/json",
         description = "The new level and when it changed. `Change_at` may be omitted: the server's time of receipt is used."),
     responses(
-        (status = 200, description = "Recorded durably.", body = PublishAnswer),
-        (status = 400, description = "`missing_app_name`, `invalid_app_name`, `malformed_json` or `unreadable_body`.", body = secapp_api::ErrorBody),
+        (status = 200, description = "Recorded durably, or a retry answered with the first id (then `Idempotent-Replayed: true`).", body = PublishAnswer),
+        (status = 400, description = "`missing_app_name`, `invalid_app_name`, `malformed_json`, `unreadable_body` or `invalid_idempotency_key`.", body = secapp_api::ErrorBody),
         (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
         (status = 413, description = "`body_too_large`: the body exceeds 16 KiB.", body = secapp_api::ErrorBody),
-        (status = 422, description = "`invalid_body` (missing field, wrong type), `level_out_of_range`, `invalid_change_at` or `change_at_in_future`.", body = secapp_api::ErrorBody),
+        (status = 422, description = "`invalid_body` (missing field, wrong type), `level_out_of_range`, `invalid_change_at`, `change_at_in_future`, or `idempotency_key_reused` (the key was used for a different body).", body = secapp_api::ErrorBody),
         (status = 503, description = "`store_unavailable`: retry after the `Retry-After` seconds.", body = secapp_api::ErrorBody),
     ),
     security(("token" = [])),
@@ -40,40 +48,97 @@ use crate::store::NewChange;
 pub async fn publish(
     State(state): State<AppState>,
     principal: Principal,
+    key: IdempotencyKey,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<PublishAnswer>, ApiError> {
+) -> Result<Response, ApiError> {
     let request: PublishRequest = serde_json::from_slice(&body?)?;
-    let change = validate(&state, principal, request)?;
+    let change = validate(&state, principal, key, request)?;
     let (level, changed_at, app) = (change.level, change.changed_at, change.published_by.clone());
-    let recorded = state.hub.publish(change).await?;
-    tracing::info!(
-        %app, %level, %changed_at,
-        id = recorded.id.0,
-        outcome = recorded.outcome.as_str(),
-        head_version = recorded.head.version.0,
-        "published"
-    );
-    Ok(Json(PublishAnswer {
-        processed_id: recorded.id.0,
-    }))
+    match state.hub.publish(change).await? {
+        Published::New(recorded) => {
+            tracing::info!(
+                %app, %level, %changed_at,
+                id = recorded.id.0,
+                outcome = recorded.outcome.as_str(),
+                head_version = recorded.head.version.0,
+                "published"
+            );
+            Ok(Json(PublishAnswer {
+                processed_id: recorded.id.0,
+            })
+            .into_response())
+        }
+        Published::Replayed { id } => {
+            tracing::info!(%app, id = id.0, "a retried publish was answered with its first id");
+            let mut response = Json(PublishAnswer { processed_id: id.0 }).into_response();
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Published::KeyReused => Err(ApiError::IdempotencyKeyReused),
+    }
+}
+
+/// Answer header marking a publish answered from an earlier one with the
+/// same `Idempotency-Key`.
+pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
+
+/// The longest `Idempotency-Key` accepted, in bytes.
+const MAX_KEY_LEN: usize = 255;
+
+/// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+pub struct IdempotencyKey(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let mut values = parts.headers.get_all("idempotency-key").iter();
+        let Some(value) = values.next() else {
+            return Ok(Self(None));
+        };
+        let key = value.as_bytes();
+        let valid = values.next().is_none()
+            && !key.is_empty()
+            && key.len() <= MAX_KEY_LEN
+            && key.iter().all(u8::is_ascii_graphic);
+        if !valid {
+            return Err(ApiError::InvalidIdempotencyKey);
+        }
+        Ok(Self(Some(String::from_utf8_lossy(key).into_owned())))
+    }
 }
 
 /// Turns a well-formed body into a change the domain accepts.
 fn validate(
     state: &AppState,
     principal: Principal,
+    key: IdempotencyKey,
     request: PublishRequest,
 ) -> Result<NewChange, ApiError> {
     let now = state.clock.now();
     let level = state.levels.level(request.current_status)?;
-    let changed_at = match request.change_at {
-        Some(raw) => ChangedAt::parse(&raw)?.not_after(now, state.max_clock_skew)?,
+    let changed_at = match &request.change_at {
+        Some(raw) => ChangedAt::parse(raw)?.not_after(now, state.max_clock_skew)?,
         None => ChangedAt::from_instant(now),
     };
+    let not_before = chrono::TimeDelta::from_std(state.idempotency_window)
+        .ok()
+        .and_then(|window| now.checked_sub_signed(window))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let idempotency = key.0.map(|key| Idempotency {
+        key,
+        // The request as the producer sent it, re-serialised so spacing and
+        // field order do not matter.
+        request: serde_json::to_string(&request).unwrap_or_default(),
+        not_before,
+    });
     Ok(NewChange {
         level,
         changed_at,
         published_by: principal.app,
         received_at: now,
+        idempotency,
     })
 }

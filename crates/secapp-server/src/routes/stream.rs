@@ -162,8 +162,9 @@ mod tests {
             changed_at: ChangedAt::parse(&format!("2026-03-01T12:{minute:02}:00Z")).unwrap(),
             published_by: AppName::parse("security").unwrap(),
             received_at: Utc::now(),
+            idempotency: None,
         };
-        hub.publish(change).await.unwrap().id
+        hub.publish(change).await.unwrap().recorded().unwrap().id
     }
 
     #[tokio::test]

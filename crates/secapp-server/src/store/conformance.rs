@@ -13,7 +13,7 @@ use secapp_domain::{
     Version,
 };
 
-use super::{ConsumerRecord, NewChange, Store, StoreError};
+use super::{ConsumerRecord, Idempotency, NewChange, Published, Store, StoreError};
 
 /// Opens one database, fresh at first, the same one on every later call.
 #[async_trait]
@@ -28,6 +28,7 @@ fn change(level: i64, at: &str) -> NewChange {
         changed_at: ChangedAt::parse(at).unwrap(),
         published_by: AppName::parse("producer").unwrap(),
         received_at: Utc::now(),
+        idempotency: None,
     }
 }
 
@@ -65,18 +66,24 @@ pub async fn applies_the_ordering_rule(backend: &dyn Backend) {
     let a = store
         .publish(change(3, "2026-03-01T12:00:00Z"))
         .await
+        .unwrap()
+        .recorded()
         .unwrap();
     assert_eq!((a.outcome, a.head.version), (Outcome::Head, Version(1)));
     assert_eq!(a.head.change.id, a.id);
     let tie = store
         .publish(change(5, "2026-03-01T12:00:00Z"))
         .await
+        .unwrap()
+        .recorded()
         .unwrap();
     assert!(tie.id > a.id);
     assert_eq!((tie.outcome, tie.head.change.id), (Outcome::Tie, a.id));
     let older = store
         .publish(change(1, "2026-03-01T11:00:00Z"))
         .await
+        .unwrap()
+        .recorded()
         .unwrap();
     assert!(older.id > tie.id);
     assert_eq!(
@@ -86,6 +93,8 @@ pub async fn applies_the_ordering_rule(backend: &dyn Backend) {
     let b = store
         .publish(change(4, "2026-03-01T13:00:00Z"))
         .await
+        .unwrap()
+        .recorded()
         .unwrap();
     assert_eq!((b.outcome, b.head.version), (Outcome::Head, Version(2)));
     assert_eq!(b.head.change.level.get(), 4);
@@ -98,14 +107,20 @@ pub async fn persists_across_a_reopen(backend: &dyn Backend) {
     store
         .publish(change(3, "2026-03-01T12:00:00Z"))
         .await
+        .unwrap()
+        .recorded()
         .unwrap();
     let head = store
         .publish(change(4, "2026-03-01T12:30:00.125Z"))
         .await
+        .unwrap()
+        .recorded()
         .unwrap();
     store
         .publish(change(2, "2026-03-01T12:10:00Z"))
         .await
+        .unwrap()
+        .recorded()
         .unwrap();
     let mut billing = cursor("billing", 2);
     billing.consumer.told_at = Some(now_micros());
@@ -145,6 +160,8 @@ pub async fn persists_across_a_reopen(backend: &dyn Backend) {
     let next = store
         .publish(change(5, "2026-03-01T14:00:00Z"))
         .await
+        .unwrap()
+        .recorded()
         .unwrap();
     assert!(next.id > ChangeId(3));
     assert_eq!(next.head.version, Version(3));
@@ -179,7 +196,12 @@ pub async fn concurrent_publishes_are_serialised(backend: &dyn Backend) {
         let store = store.clone();
         tasks.spawn(async move {
             let at = format!("2026-03-01T12:00:{:02}Z", n % 60);
-            store.publish(change(1 + n % 5, &at)).await.unwrap()
+            store
+                .publish(change(1 + n % 5, &at))
+                .await
+                .unwrap()
+                .recorded()
+                .unwrap()
         });
     }
     let mut all = Vec::new();
@@ -199,6 +221,79 @@ pub async fn concurrent_publishes_are_serialised(backend: &dyn Backend) {
     assert_eq!(wins, expected);
     let last = store.snapshot().await.unwrap().head.unwrap();
     assert_eq!(last.change.changed_at.to_string(), "2026-03-01T12:00:59Z");
+    store.close().await.unwrap();
+}
+
+fn keyed(level: i64, at: &str, app: &str, key: &str, not_before: &str) -> NewChange {
+    NewChange {
+        published_by: AppName::parse(app).unwrap(),
+        idempotency: Some(Idempotency {
+            key: key.to_owned(),
+            request: format!("{level} {at}"),
+            not_before: chrono::DateTime::parse_from_rfc3339(not_before)
+                .unwrap()
+                .to_utc(),
+        }),
+        ..change(level, at)
+    }
+}
+
+/// A key already used in its window replays the first id for the same
+/// request, refuses a different one, and records nothing either way; it is
+/// scoped to the app, survives a reopen, and is forgotten after its window.
+pub async fn honours_idempotency_keys(backend: &dyn Backend) {
+    let long_ago = "2000-01-01T00:00:00Z";
+    let store = backend.open().await;
+    let first = store
+        .publish(keyed(3, "2026-03-01T12:00:00Z", "producer", "k1", long_ago))
+        .await
+        .unwrap()
+        .recorded()
+        .unwrap();
+    let again = store
+        .publish(keyed(3, "2026-03-01T12:00:00Z", "producer", "k1", long_ago))
+        .await
+        .unwrap();
+    assert!(matches!(again, Published::Replayed { id } if id == first.id));
+    let other = store
+        .publish(keyed(5, "2026-03-01T12:00:00Z", "producer", "k1", long_ago))
+        .await
+        .unwrap();
+    assert!(matches!(other, Published::KeyReused));
+    let other_app = store
+        .publish(keyed(3, "2026-03-01T12:00:00Z", "another", "k1", long_ago))
+        .await
+        .unwrap()
+        .recorded()
+        .unwrap();
+    assert_eq!(
+        other_app.id.0,
+        first.id.0 + 1,
+        "the replay and the refusal took no id"
+    );
+    store.close().await.unwrap();
+
+    let store = backend.open().await;
+    let after_reopen = store
+        .publish(keyed(3, "2026-03-01T12:00:00Z", "producer", "k1", long_ago))
+        .await
+        .unwrap();
+    assert!(matches!(after_reopen, Published::Replayed { id } if id == first.id));
+    // A window that starts after the first use has forgotten the key.
+    let later = Utc::now() + chrono::TimeDelta::minutes(1);
+    let expired = store
+        .publish(keyed(
+            3,
+            "2026-03-01T12:00:00Z",
+            "producer",
+            "k1",
+            &later.to_rfc3339(),
+        ))
+        .await
+        .unwrap()
+        .recorded()
+        .unwrap();
+    assert!(expired.id > other_app.id);
     store.close().await.unwrap();
 }
 
@@ -224,6 +319,7 @@ macro_rules! conformance_tests {
             persists_across_a_reopen,
             never_moves_a_cursor_back,
             concurrent_publishes_are_serialised,
+            honours_idempotency_keys,
             refuses_work_after_close,
         );
     };

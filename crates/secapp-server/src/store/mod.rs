@@ -24,6 +24,46 @@ pub struct NewChange {
     pub published_by: AppName,
     /// When the server received it.
     pub received_at: DateTime<Utc>,
+    /// The producer's `Idempotency-Key`, if it sent one.
+    pub idempotency: Option<Idempotency>,
+}
+
+/// An `Idempotency-Key` and what it must match to be a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The key, scoped to the publishing application.
+    pub key: String,
+    /// The request as received (level and `Change_at` as given): a retry
+    /// must repeat it exactly.
+    pub request: String,
+    /// Keys recorded before this are forgotten: the retry window.
+    pub not_before: DateTime<Utc>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone)]
+pub enum Published {
+    /// The change was recorded now.
+    New(Recorded),
+    /// A retry of an earlier publish with the same key and request: nothing
+    /// new was recorded.
+    Replayed {
+        /// The `processed_id` the first publish was given.
+        id: ChangeId,
+    },
+    /// The key was already used for a different request; nothing recorded.
+    KeyReused,
+}
+
+impl Published {
+    /// The change recorded now, if this publish recorded one.
+    #[must_use]
+    pub fn recorded(self) -> Option<Recorded> {
+        match self {
+            Self::New(recorded) => Some(recorded),
+            Self::Replayed { .. } | Self::KeyReused => None,
+        }
+    }
 }
 
 /// A change as recorded: durable once this is returned.
@@ -77,8 +117,9 @@ pub trait Store: Send + Sync + 'static {
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
 
     /// Records a change, decides whether it becomes the head, and returns once
-    /// both are durable (committed and synced).
-    async fn publish(&self, change: NewChange) -> Result<Recorded, StoreError>;
+    /// both are durable (committed and synced). A change with an idempotency
+    /// key already recorded in its window is not recorded again.
+    async fn publish(&self, change: NewChange) -> Result<Published, StoreError>;
 
     /// Writes consumer records back; a plain-poll cursor never moves backwards.
     async fn save_consumers(&self, consumers: Vec<ConsumerRecord>) -> Result<(), StoreError>;

@@ -19,7 +19,9 @@ use secapp_domain::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ConsumerRecord, NewChange, Recorded, Snapshot, Store, StoreError};
+use super::{
+    ConsumerRecord, Idempotency, NewChange, Published, Recorded, Snapshot, Store, StoreError,
+};
 
 /// File name of the database inside the data dir.
 pub const DATABASE_FILE: &str = "secapp.db";
@@ -48,13 +50,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "consumer knowledge",
         include_str!("../../migrations/sqlite/0002_consumer_knowledge.sql"),
     ),
+    (
+        3,
+        "idempotency keys",
+        include_str!("../../migrations/sqlite/0003_idempotency_keys.sql"),
+    ),
 ];
+
+/// How often expired idempotency keys are deleted.
+const FORGET_KEYS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Command {
     Snapshot(Reply<Snapshot>),
-    Publish(NewChange, Reply<Recorded>),
+    Publish(NewChange, Reply<Published>),
     SaveConsumers(Vec<ConsumerRecord>, Reply<()>),
     Ping(Reply<()>),
     Close(Reply<()>),
@@ -94,7 +104,12 @@ impl SqliteStore {
         let worker = std::thread::Builder::new()
             .name("secapp-sqlite".into())
             .spawn(move || {
-                Worker { conn, ledger }.run(inbox);
+                Worker {
+                    conn,
+                    ledger,
+                    keys_forgotten_at: None,
+                }
+                .run(inbox);
                 // Released only once the connection is closed.
                 drop(lock);
             })
@@ -128,7 +143,7 @@ impl Store for SqliteStore {
         self.ask(Command::Snapshot).await
     }
 
-    async fn publish(&self, change: NewChange) -> Result<Recorded, StoreError> {
+    async fn publish(&self, change: NewChange) -> Result<Published, StoreError> {
         self.ask(|reply| Command::Publish(change, reply)).await
     }
 
@@ -163,6 +178,8 @@ impl Store for SqliteStore {
 struct Worker {
     conn: Connection,
     ledger: Ledger,
+    /// When expired idempotency keys were last deleted.
+    keys_forgotten_at: Option<std::time::Instant>,
 }
 
 impl Worker {
@@ -214,13 +231,31 @@ impl Worker {
     /// One transaction for every write in the batch: one sync for all.
     fn write(
         &mut self,
-        publishes: Vec<(NewChange, Reply<Recorded>)>,
+        publishes: Vec<(NewChange, Reply<Published>)>,
         consumer_saves: Vec<(Vec<ConsumerRecord>, Reply<()>)>,
     ) {
         let before = self.ledger.clone();
         let changes: Vec<&NewChange> = publishes.iter().map(|(change, _)| change).collect();
         let records = consumer_saves.iter().flat_map(|(records, _)| records);
-        let result = write_batch(&mut self.conn, &mut self.ledger, &changes, records);
+        // Expired keys are deleted now and then, in a batch that uses keys.
+        let forget_before = changes
+            .iter()
+            .find_map(|change| change.idempotency.as_ref())
+            .map(|idempotency| idempotency.not_before)
+            .filter(|_| {
+                self.keys_forgotten_at
+                    .is_none_or(|at| at.elapsed() >= FORGET_KEYS_EVERY)
+            });
+        let result = write_batch(
+            &mut self.conn,
+            &mut self.ledger,
+            &changes,
+            records,
+            forget_before,
+        );
+        if result.is_ok() && forget_before.is_some() {
+            self.keys_forgotten_at = Some(std::time::Instant::now());
+        }
         match result {
             Ok(recorded) => {
                 for ((_, reply), recorded) in publishes.into_iter().zip(recorded) {
@@ -292,8 +327,15 @@ fn write_batch<'a>(
     ledger: &mut Ledger,
     changes: &[&NewChange],
     consumers: impl Iterator<Item = &'a ConsumerRecord>,
-) -> Result<Vec<Recorded>, rusqlite::Error> {
+    forget_keys_before: Option<chrono::DateTime<Utc>>,
+) -> Result<Vec<Published>, rusqlite::Error> {
     let tx = conn.transaction()?;
+    if let Some(before) = forget_keys_before {
+        tx.execute(
+            "DELETE FROM idempotency_keys WHERE created_at < ?1",
+            params![rfc3339(before)],
+        )?;
+    }
     let mut recorded = Vec::with_capacity(changes.len());
     for change in changes {
         recorded.push(insert_change(&tx, ledger, change)?);
@@ -343,7 +385,12 @@ fn insert_change(
     tx: &Transaction<'_>,
     ledger: &mut Ledger,
     change: &NewChange,
-) -> Result<Recorded, rusqlite::Error> {
+) -> Result<Published, rusqlite::Error> {
+    if let Some(idempotency) = &change.idempotency
+        && let Some(earlier) = earlier_use(tx, &change.published_by, idempotency)?
+    {
+        return Ok(earlier);
+    }
     let outcome = ledger.classify(&change.changed_at);
     let head_version = (outcome == Outcome::Head).then(|| version_to_sql(ledger.version().next()));
     let id: i64 = tx
@@ -368,15 +415,62 @@ fn insert_change(
         changed_at: change.changed_at,
     });
     debug_assert_eq!(applied, outcome);
+    if let Some(idempotency) = &change.idempotency {
+        tx.prepare_cached(
+            "INSERT INTO idempotency_keys (app_name, key, request, change_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            change.published_by.as_str(),
+            idempotency.key,
+            idempotency.request,
+            id,
+            rfc3339(change.received_at),
+        ])?;
+    }
     let head = ledger
         .head()
         .cloned()
         .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-    Ok(Recorded {
+    Ok(Published::New(Recorded {
         id: ChangeId(id),
         outcome,
         head,
-    })
+    }))
+}
+
+/// What an earlier use of the same key within its window decides: a replay
+/// or a refusal. An expired use is deleted and decides nothing.
+fn earlier_use(
+    tx: &Transaction<'_>,
+    app: &AppName,
+    idempotency: &Idempotency,
+) -> Result<Option<Published>, rusqlite::Error> {
+    let earlier: Option<(i64, String, String)> = tx
+        .prepare_cached(
+            "SELECT change_id, request, created_at FROM idempotency_keys
+             WHERE app_name = ?1 AND key = ?2",
+        )?
+        .query_row(params![app.as_str(), idempotency.key], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    let Some((id, request, created_at)) = earlier else {
+        return Ok(None);
+    };
+    // Both sides are written by `rfc3339`: fixed width, so text order is time order.
+    if created_at < rfc3339(idempotency.not_before) {
+        tx.execute(
+            "DELETE FROM idempotency_keys WHERE app_name = ?1 AND key = ?2",
+            params![app.as_str(), idempotency.key],
+        )?;
+        return Ok(None);
+    }
+    Ok(Some(if request == idempotency.request {
+        Published::Replayed { id: ChangeId(id) }
+    } else {
+        Published::KeyReused
+    }))
 }
 
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {

@@ -9,5 +9,6 @@ mod contract;
 mod delivery;
 mod durability;
 mod helpers;
+mod idempotency;
 mod operations;
 mod realtime;
