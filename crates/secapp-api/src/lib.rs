@@ -126,6 +126,41 @@ pub struct SightingView {
     pub long_poll: bool,
 }
 
+/// Answer to `GET /secapp/history`: published changes, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HistoryAnswer {
+    /// One page of changes, newest first.
+    pub changes: Vec<HistoryEntry>,
+    /// Pass as `before` to read the next (older) page; `null` on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// One published change, as the audit history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "processed_id": 17, "current_status": 4, "Change_at": "2026-03-01T12:05:00Z",
+    "published_by": "security-team", "received_at": "2026-03-01T12:05:01.203Z",
+    "source_address": "10.1.2.3", "outcome": "head"
+}))]
+pub struct HistoryEntry {
+    /// The id the publish was given.
+    pub processed_id: i64,
+    /// The level announced.
+    pub current_status: i64,
+    /// When the producer said the level changed, normalised to UTC.
+    #[serde(rename = "Change_at")]
+    pub change_at: String,
+    /// The `App-name` of the publisher.
+    pub published_by: String,
+    /// When the server received the publish, UTC with milliseconds.
+    pub received_at: String,
+    /// The address the publish came from, when known.
+    pub source_address: Option<String>,
+    /// `head` (it became the current state), `tie` (same `Change_at` as the
+    /// current state, which kept it) or `older`.
+    pub outcome: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,3 +51,21 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a [u8]>, ()
     }
     Ok(first.map(axum::http::HeaderValue::as_bytes))
 }
+
+/// The network address a request came from, when the server was started
+/// with connection info (it always is; tests driving a bare router are not).
+#[derive(Debug, Clone, Copy)]
+pub struct SourceAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for SourceAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}

@@ -15,7 +15,9 @@ use chrono::{DateTime, Utc};
 use secapp_domain::{AppName, ChangeId, Consumer, Head, Mode};
 use tokio::sync::watch;
 
-use crate::store::{ConsumerRecord, NewChange, Published, Snapshot, Store, StoreError};
+use crate::store::{
+    ConsumerRecord, HistoryEntry, HistoryQuery, NewChange, Published, Snapshot, Store, StoreError,
+};
 
 /// Shared live state. Cloning the `Arc` around it is how handlers share it.
 pub struct Hub {
@@ -187,6 +189,14 @@ impl Hub {
         Ok(count)
     }
 
+    /// Reads the audit history from the store.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read.
+    pub async fn history(&self, query: HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.store.history(query).await
+    }
+
     /// Whether the store answers.
     ///
     /// # Errors
@@ -246,6 +256,7 @@ mod tests {
             published_by: AppName::parse("security").unwrap(),
             received_at: Utc::now(),
             idempotency: None,
+            source: None,
         }
     }
 

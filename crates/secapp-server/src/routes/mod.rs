@@ -5,12 +5,14 @@
 //!   `If-None-Match` cursor modes, optionally as a long poll.
 //! - [`stream`]: `GET /secapp/stream`, server-sent events.
 //! - [`consumers`]: `GET /secapp/consumers`, who holds the current state.
+//! - [`history`]: `GET /secapp/history`, the audit history of publishes.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - `/openapi.json` and `/docs`: the OpenAPI 3.1 document generated from the
 //!   handlers' annotations, and Swagger UI served from assets in the binary.
 
 pub mod consumers;
 pub mod health;
+pub mod history;
 pub mod poll;
 pub mod publish;
 pub mod stream;
@@ -20,11 +22,12 @@ use std::any::Any;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::http;
 use axum::response::{IntoResponse, Response};
-use axum::routing::IntoMakeService;
 use axum::routing::get;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -51,6 +54,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
         poll::poll,
         stream::stream,
         consumers::consumers,
+        history::history,
         health::healthz,
         health::readyz
     ),
@@ -64,6 +68,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
         secapp_api::ConsumersAnswer,
         secapp_api::ConsumerView,
         secapp_api::SightingView,
+        secapp_api::HistoryAnswer,
+        secapp_api::HistoryEntry,
     )),
     modifiers(&TokenScheme),
     tags(
@@ -97,12 +103,13 @@ impl Modify for TokenScheme {
 /// of a boxed service per layer.
 pub fn service(
     state: AppState,
-) -> IntoMakeService<
+) -> IntoMakeServiceWithConnectInfo<
     impl Service<Request, Response = Response, Error = Infallible, Future = impl Send>
     + Clone
     + Send
     + Sync
     + 'static,
+    SocketAddr,
 > {
     let layered = ServiceBuilder::new()
         .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
@@ -110,7 +117,7 @@ pub fn service(
         .layer(TraceLayer::new_for_http())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .service(router(state));
-    axum::ServiceExt::<Request>::into_make_service(layered)
+    axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(layered)
 }
 
 /// Builds the application router, without the layers of [`service`].
@@ -119,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/secapp/update", get(poll::poll).post(publish::publish))
         .route("/secapp/stream", get(stream::stream))
         .route("/secapp/consumers", get(consumers::consumers))
+        .route("/secapp/history", get(history::history))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .method_not_allowed_fallback(method_not_allowed)

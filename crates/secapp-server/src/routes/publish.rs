@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use secapp_api::{PublishAnswer, PublishRequest};
 use secapp_domain::ChangedAt;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, SourceAddress};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Idempotency, NewChange, Published};
@@ -48,11 +48,13 @@ use crate::store::{Idempotency, NewChange, Published};
 pub async fn publish(
     State(state): State<AppState>,
     principal: Principal,
+    source: SourceAddress,
     key: IdempotencyKey,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: PublishRequest = serde_json::from_slice(&body?)?;
-    let change = validate(&state, principal, key, request)?;
+    let mut change = validate(&state, principal, key, request)?;
+    change.source = source.0.map(|ip| ip.to_string());
     let (level, changed_at, app) = (change.level, change.changed_at, change.published_by.clone());
     match state.hub.publish(change).await? {
         Published::New(recorded) => {
@@ -140,5 +142,6 @@ fn validate(
         published_by: principal.app,
         received_at: now,
         idempotency,
+        source: None,
     })
 }

@@ -163,6 +163,7 @@ mod tests {
             published_by: AppName::parse("security").unwrap(),
             received_at: Utc::now(),
             idempotency: None,
+            source: None,
         };
         hub.publish(change).await.unwrap().recorded().unwrap().id
     }

@@ -13,7 +13,7 @@ use secapp_domain::{
     Version,
 };
 
-use super::{ConsumerRecord, Idempotency, NewChange, Published, Store, StoreError};
+use super::{ConsumerRecord, HistoryQuery, Idempotency, NewChange, Published, Store, StoreError};
 
 /// Opens one database, fresh at first, the same one on every later call.
 #[async_trait]
@@ -29,6 +29,7 @@ fn change(level: i64, at: &str) -> NewChange {
         published_by: AppName::parse("producer").unwrap(),
         received_at: Utc::now(),
         idempotency: None,
+        source: None,
     }
 }
 
@@ -297,6 +298,97 @@ pub async fn honours_idempotency_keys(backend: &dyn Backend) {
     store.close().await.unwrap();
 }
 
+/// Every publish is in the history, newest first, with who, from where,
+/// when and what it did; paging and filters narrow it.
+pub async fn keeps_the_history(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let at = |minute: u32| format!("2026-03-01T12:{minute:02}:00Z");
+    let mut ids = Vec::new();
+    for (n, (app, level, minute)) in [
+        ("alpha", 3, 10),
+        ("beta", 4, 20),
+        ("alpha", 1, 5),
+        ("beta", 5, 20),
+        ("alpha", 2, 30),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let change = NewChange {
+            published_by: AppName::parse(app).unwrap(),
+            source: Some(format!("10.0.0.{n}")),
+            ..change(level, &at(minute))
+        };
+        ids.push(store.publish(change).await.unwrap().recorded().unwrap().id);
+    }
+    let all = store
+        .history(HistoryQuery {
+            limit: 10,
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
+    let got: Vec<ChangeId> = all.iter().map(|e| e.id).collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(got, newest_first);
+    let outcomes: Vec<Outcome> = all.iter().rev().map(|e| e.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Head,
+            Outcome::Head,
+            Outcome::Older,
+            Outcome::Tie,
+            Outcome::Head
+        ]
+    );
+    assert_eq!(all[0].published_by, "alpha");
+    assert_eq!(all[0].source.as_deref(), Some("10.0.0.4"));
+    assert_eq!(all[0].changed_at.to_string(), at(30));
+
+    let page = store
+        .history(HistoryQuery {
+            limit: 2,
+            before: Some(ids[3]),
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1]]
+    );
+    let alpha = store
+        .history(HistoryQuery {
+            limit: 10,
+            app: Some(AppName::parse("alpha").unwrap()),
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(alpha.len(), 3);
+    let future = store
+        .history(HistoryQuery {
+            limit: 10,
+            since: Some(Utc::now() + chrono::TimeDelta::minutes(1)),
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(future.is_empty());
+    let past = store
+        .history(HistoryQuery {
+            limit: 10,
+            until: Some(Utc::now() - chrono::TimeDelta::minutes(1)),
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(past.is_empty());
+    store.close().await.unwrap();
+}
+
 /// After `close`, every call fails with [`StoreError::Closed`] instead of hanging.
 pub async fn refuses_work_after_close(backend: &dyn Backend) {
     let store = backend.open().await;
@@ -320,6 +412,7 @@ macro_rules! conformance_tests {
             never_moves_a_cursor_back,
             concurrent_publishes_are_serialised,
             honours_idempotency_keys,
+            keeps_the_history,
             refuses_work_after_close,
         );
     };

@@ -26,6 +26,42 @@ pub struct NewChange {
     pub received_at: DateTime<Utc>,
     /// The producer's `Idempotency-Key`, if it sent one.
     pub idempotency: Option<Idempotency>,
+    /// The network address the publish came from, when known.
+    pub source: Option<String>,
+}
+
+/// Which part of the history to read, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// At most this many entries.
+    pub limit: u32,
+    /// Only changes with a smaller id (the page after one ending there).
+    pub before: Option<ChangeId>,
+    /// Only changes published by this application.
+    pub app: Option<AppName>,
+    /// Only changes received at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only changes received before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// One published change as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Its `processed_id`.
+    pub id: ChangeId,
+    /// The level announced.
+    pub level: Level,
+    /// When the producer said it changed.
+    pub changed_at: ChangedAt,
+    /// Who published it.
+    pub published_by: String,
+    /// When the server received it.
+    pub received_at: DateTime<Utc>,
+    /// Where it came from, when known.
+    pub source: Option<String>,
+    /// Whether it became the head, tied, or was older.
+    pub outcome: Outcome,
 }
 
 /// An `Idempotency-Key` and what it must match to be a retry.
@@ -123,6 +159,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes consumer records back; a plain-poll cursor never moves backwards.
     async fn save_consumers(&self, consumers: Vec<ConsumerRecord>) -> Result<(), StoreError>;
+
+    /// Reads the history of published changes, newest first.
+    async fn history(&self, query: HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError>;
 
     /// Answers when the store can serve requests.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -20,7 +20,8 @@ use secapp_domain::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ConsumerRecord, Idempotency, NewChange, Published, Recorded, Snapshot, Store, StoreError,
+    ConsumerRecord, HistoryEntry, HistoryQuery, Idempotency, NewChange, Published, Recorded,
+    Snapshot, Store, StoreError,
 };
 
 /// File name of the database inside the data dir.
@@ -55,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency keys",
         include_str!("../../migrations/sqlite/0003_idempotency_keys.sql"),
     ),
+    (
+        4,
+        "change source",
+        include_str!("../../migrations/sqlite/0004_change_source.sql"),
+    ),
 ];
 
 /// How often expired idempotency keys are deleted.
@@ -66,6 +72,7 @@ enum Command {
     Snapshot(Reply<Snapshot>),
     Publish(NewChange, Reply<Published>),
     SaveConsumers(Vec<ConsumerRecord>, Reply<()>),
+    History(HistoryQuery, Reply<Vec<HistoryEntry>>),
     Ping(Reply<()>),
     Close(Reply<()>),
 }
@@ -155,6 +162,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn history(&self, query: HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.ask(|reply| Command::History(query, reply)).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.ask(Command::Ping).await
     }
@@ -209,6 +220,9 @@ impl Worker {
                 Command::SaveConsumers(records, reply) => consumer_saves.push((records, reply)),
                 Command::Snapshot(reply) => {
                     let _ = reply.send(self.snapshot());
+                }
+                Command::History(query, reply) => {
+                    let _ = reply.send(self.history(&query));
                 }
                 Command::Ping(reply) => {
                     let _ = reply.send(self.ping());
@@ -309,6 +323,61 @@ impl Worker {
         })
     }
 
+    fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        // NULL parameters switch a filter off.
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT id, level, changed_at, published_by, received_at, source_address, outcome
+                 FROM changes
+                 WHERE (?1 IS NULL OR id < ?1)
+                   AND (?2 IS NULL OR published_by = ?2)
+                   AND (?3 IS NULL OR received_at >= ?3)
+                   AND (?4 IS NULL OR received_at < ?4)
+                 ORDER BY id DESC
+                 LIMIT ?5",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(
+                params![
+                    query.before.map(|id| id.0),
+                    query.app.as_ref().map(AppName::as_str),
+                    query.since.map(rfc3339),
+                    query.until.map(rfc3339),
+                    query.limit,
+                ],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, Option<String>>(5)?,
+                        row.get::<_, String>(6)?,
+                    ))
+                },
+            )
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (id, level, changed_at, published_by, received_at, source, outcome) =
+                row.map_err(backend)?;
+            let corrupt = |what: &str| StoreError::Corrupt(format!("change {id}: {what}"));
+            Ok(HistoryEntry {
+                id: ChangeId(id),
+                level: Level::from_stored(level),
+                changed_at: ChangedAt::parse(&changed_at).map_err(|e| corrupt(&e.to_string()))?,
+                published_by,
+                received_at: parse_instant(&received_at)
+                    .map_err(|()| corrupt("bad received_at"))?,
+                source,
+                outcome: Outcome::from_stored(&outcome).ok_or_else(|| corrupt("bad outcome"))?,
+            })
+        })
+        .collect()
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         self.conn
             .query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(()))
@@ -395,8 +464,9 @@ fn insert_change(
     let head_version = (outcome == Outcome::Head).then(|| version_to_sql(ledger.version().next()));
     let id: i64 = tx
         .prepare_cached(
-            "INSERT INTO changes (level, changed_at, published_by, received_at, outcome, head_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            "INSERT INTO changes (level, changed_at, published_by, received_at, outcome, head_version,
+                                  source_address)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         )?
         .query_row(
             params![
@@ -406,6 +476,7 @@ fn insert_change(
                 rfc3339(change.received_at),
                 outcome.as_str(),
                 head_version,
+                change.source,
             ],
             |row| row.get(0),
         )?;

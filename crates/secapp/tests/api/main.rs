@@ -9,6 +9,7 @@ mod contract;
 mod delivery;
 mod durability;
 mod helpers;
+mod history;
 mod idempotency;
 mod operations;
 mod realtime;

@@ -72,6 +72,7 @@ async fn the_openapi_document_describes_every_endpoint_and_the_token() {
     assert!(stream["responses"]["429"].is_object());
     assert_eq!(stream["security"][0]["token"], serde_json::json!([]));
     assert!(doc["paths"]["/secapp/consumers"]["get"]["responses"]["200"].is_object());
+    assert!(doc["paths"]["/secapp/history"]["get"]["responses"]["200"].is_object());
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["PublishRequest"]["properties"]["Change_at"].is_object());
 }

@@ -1,0 +1,140 @@
+//! `GET /secapp/history`: every published change, newest first, in pages.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use chrono::{DateTime, SecondsFormat, Utc};
+use secapp_api::{HistoryAnswer, HistoryEntry};
+use secapp_domain::AppName;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::routes::poll::parse_id;
+use crate::state::AppState;
+use crate::store::HistoryQuery;
+
+/// Entries per page when `limit` is not given.
+const DEFAULT_LIMIT: u32 = 100;
+/// The most entries one page holds.
+const MAX_LIMIT: u32 = 1000;
+
+/// Paging and filters. Kept as text so a bad value gets our own error.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Entries per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, example = 50)]
+    limit: Option<String>,
+    /// Only changes older than this `processed_id`: the `next_before` of the
+    /// previous page.
+    #[param(value_type = Option<i64>, example = 120)]
+    before: Option<String>,
+    /// Only changes published by this `App-name`.
+    #[param(example = "security-team")]
+    app: Option<String>,
+    /// Only changes received at or after this time (RFC 3339).
+    #[param(example = "2026-03-01T00:00:00Z")]
+    since: Option<String>,
+    /// Only changes received before this time (RFC 3339).
+    #[param(example = "2026-03-02T00:00:00Z")]
+    until: Option<String>,
+}
+
+/// The audit history of published changes.
+///
+/// Every publish is kept, including the ones that did not become the current
+/// state: who published it, from where, when it was received, and whether it
+/// became the head, tied with it, or was older. Newest first; follow
+/// `next_before` for older pages.
+#[utoipa::path(
+    get,
+    path = "/secapp/history",
+    tag = "criticality",
+    params(
+        ("App-name" = String, Header, description = "Name of the asking application.", example = "security-team"),
+        HistoryParams,
+    ),
+    responses(
+        (status = 200, description = "One page of the history, newest first.", body = HistoryAnswer),
+        (status = 400, description = "`missing_app_name`, `invalid_app_name` or `invalid_query` (a bad `limit`, `before`, `app`, `since` or `until`).", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = secapp_api::ErrorBody),
+    ),
+    security(("token" = [])),
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    _principal: Principal,
+    query: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Json<HistoryAnswer>, ApiError> {
+    let Query(params) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let query = parse(&params)?;
+    let limit = query.limit;
+    let entries = state.hub.history(query).await?;
+    let next_before = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|entry| entry.id.0))
+        .flatten();
+    let changes = entries
+        .into_iter()
+        .map(|entry| HistoryEntry {
+            processed_id: entry.id.0,
+            current_status: entry.level.get(),
+            change_at: entry.changed_at.to_string(),
+            published_by: entry.published_by,
+            received_at: entry
+                .received_at
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            source_address: entry.source,
+            outcome: entry.outcome.as_str().to_owned(),
+        })
+        .collect();
+    Ok(Json(HistoryAnswer {
+        changes,
+        next_before,
+    }))
+}
+
+fn parse(params: &HistoryParams) -> Result<HistoryQuery, ApiError> {
+    let bad = |what: &str| ApiError::InvalidQuery(what.to_owned());
+    let limit = match &params.limit {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+            .ok_or_else(|| bad("limit must be an integer from 1 to 1000"))?,
+    };
+    let before = params
+        .before
+        .as_deref()
+        .map(|raw| parse_id(raw).ok_or_else(|| bad("before must be a processed_id")))
+        .transpose()?;
+    let app = params
+        .app
+        .as_deref()
+        .map(|raw| AppName::parse(raw).map_err(|e| bad(&format!("app: {e}"))))
+        .transpose()?;
+    let time = |raw: &Option<String>, name: &str| {
+        raw.as_deref()
+            .map(|raw| {
+                DateTime::parse_from_rfc3339(raw.trim())
+                    .map(|at| at.with_timezone(&Utc))
+                    .map_err(|_| {
+                        bad(&format!(
+                            "{name} must be an RFC 3339 time such as 2026-03-01T00:00:00Z"
+                        ))
+                    })
+            })
+            .transpose()
+    };
+    Ok(HistoryQuery {
+        limit,
+        before,
+        app,
+        since: time(&params.since, "since")?,
+        until: time(&params.until, "until")?,
+    })
+}
