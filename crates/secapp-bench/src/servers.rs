@@ -30,6 +30,10 @@ impl Server {
             .env("SECAPP_LOG", "warn")
             .env("SECAPP_MAX_STREAMS", "1000000")
             .env("SECAPP_MAX_STREAMS_PER_APP", "1000000")
+            // One app name carries the whole load here: limits so high they
+            // never refuse, but are still checked on every request.
+            .env("SECAPP_PUBLISH_RATE", "1000000000")
+            .env("SECAPP_READ_RATE", "1000000000")
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("start {}: {e}", args.secapp.display()))?;

@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secapp_domain::LevelRange;
+use std::collections::HashMap;
+
+use secapp_domain::{AppName, LevelRange};
 use serde::Deserialize;
 
 use crate::token::ApiToken;
@@ -74,6 +76,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SECAPP_MAX_STREAMS_PER_APP")]
     pub max_streams_per_app: Option<usize>,
 
+    /// Publishes per second each application may make (bursts of twice
+    /// that); 0 for no limit [default: 10].
+    #[arg(long, env = "SECAPP_PUBLISH_RATE")]
+    pub publish_rate: Option<u32>,
+
+    /// Polls, stream connects and reports per second each application may
+    /// make (bursts of twice that); 0 for no limit [default: 100].
+    #[arg(long, env = "SECAPP_READ_RATE")]
+    pub read_rate: Option<u32>,
+
     /// How long a publish's `Idempotency-Key` is remembered, e.g. `24h`
     /// [default: 24h].
     #[arg(long, env = "SECAPP_IDEMPOTENCY_WINDOW", value_parser = humantime::parse_duration)]
@@ -109,6 +121,39 @@ struct FileConfig {
     idempotency_window: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     poll_interval: Option<Duration>,
+    publish_rate: Option<u32>,
+    read_rate: Option<u32>,
+    /// Per-application overrides: `[app_rate_limits.billing]`.
+    #[serde(default)]
+    app_rate_limits: HashMap<String, FileAppLimits>,
+}
+
+/// `[app_rate_limits.<app>]` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAppLimits {
+    publish_rate: Option<u32>,
+    read_rate: Option<u32>,
+}
+
+/// Per-application rate limits, in requests per second (0: unlimited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Publishes per second per application.
+    pub publish_per_second: u32,
+    /// Reads (polls, streams, reports) per second per application.
+    pub read_per_second: u32,
+    /// Applications with their own limits.
+    pub per_app: HashMap<AppName, AppLimits>,
+}
+
+/// One application's own limits; `None` keeps the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppLimits {
+    /// Publishes per second.
+    pub publish_per_second: Option<u32>,
+    /// Reads per second.
+    pub read_per_second: Option<u32>,
 }
 
 /// The resolved configuration of one server.
@@ -138,6 +183,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// How long a publish's `Idempotency-Key` is remembered.
     pub idempotency_window: Duration,
+    /// Per-application request rate limits.
+    pub rate_limits: RateLimitConfig,
     /// The shared token from the environment; when `None` the token stored in
     /// the data dir is used, or one is generated there.
     pub api_token: Option<ApiToken>,
@@ -194,6 +241,11 @@ impl Config {
             max_streams_per_app: 5_000,
             poll_interval: Duration::from_secs(60),
             idempotency_window: Duration::from_secs(24 * 60 * 60),
+            rate_limits: RateLimitConfig {
+                publish_per_second: 10,
+                read_per_second: 100,
+                per_app: HashMap::new(),
+            },
             api_token: None,
         }
     }
@@ -240,6 +292,32 @@ impl Config {
         let api_token = api_token
             .map(|raw| ApiToken::new(raw).ok_or(ConfigError::BadToken))
             .transpose()?;
+        let per_app = file
+            .app_rate_limits
+            .iter()
+            .map(|(name, limits)| {
+                let app = AppName::parse(name).map_err(|e| ConfigError::ParseFile {
+                    path: args.config.clone().unwrap_or_default(),
+                    message: format!("app_rate_limits.{name}: {e}"),
+                })?;
+                let limits = AppLimits {
+                    publish_per_second: limits.publish_rate,
+                    read_per_second: limits.read_rate,
+                };
+                Ok((app, limits))
+            })
+            .collect::<Result<HashMap<_, _>, ConfigError>>()?;
+        let rate_limits = RateLimitConfig {
+            publish_per_second: args
+                .publish_rate
+                .or(file.publish_rate)
+                .unwrap_or(defaults.rate_limits.publish_per_second),
+            read_per_second: args
+                .read_rate
+                .or(file.read_rate)
+                .unwrap_or(defaults.rate_limits.read_per_second),
+            per_app,
+        };
         Ok(Self {
             listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
@@ -268,6 +346,7 @@ impl Config {
                 .idempotency_window
                 .or(file.idempotency_window)
                 .unwrap_or(defaults.idempotency_window),
+            rate_limits,
             api_token,
         })
     }
@@ -327,6 +406,29 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(config.levels, LevelRange::new(0, 7).unwrap());
         assert_eq!(config.max_clock_skew, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn rate_limits_come_from_flags_and_per_app_overrides_from_the_file() {
+        let f = file("read_rate = 50\n[app_rate_limits.billing]\nread_rate = 500\n");
+        let args = ServeArgs {
+            config: Some(f.path().to_owned()),
+            publish_rate: Some(3),
+            ..ServeArgs::default()
+        };
+        let limits = Config::load(args, None).unwrap().rate_limits;
+        assert_eq!((limits.publish_per_second, limits.read_per_second), (3, 50));
+        let billing = &limits.per_app[&AppName::parse("billing").unwrap()];
+        assert_eq!(
+            (billing.publish_per_second, billing.read_per_second),
+            (None, Some(500))
+        );
+        let bad = file("[app_rate_limits.\"bad name \"]\nread_rate = 1\n");
+        let args = ServeArgs {
+            config: Some(bad.path().to_owned()),
+            ..ServeArgs::default()
+        };
+        assert!(Config::load(args, None).is_err());
     }
 
     #[test]

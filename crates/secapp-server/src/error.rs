@@ -93,6 +93,12 @@ pub enum ApiError {
         "this Idempotency-Key was already used for a different request: use a new key for a new change, or repeat the first request exactly to retry it"
     )]
     IdempotencyKeyReused,
+    /// An application over its request rate.
+    #[error("this application is over its request rate: retry after {retry_after_s} s")]
+    RateLimited {
+        /// Seconds until a request would pass.
+        retry_after_s: u64,
+    },
     /// No such route.
     #[error("there is no such endpoint: see /docs for the API")]
     NotFound,
@@ -131,6 +137,7 @@ impl ApiError {
             Self::TooManyStreams { .. } => "too_many_streams",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::RateLimited { .. } => "rate_limited",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::StoreUnavailable(_) => "store_unavailable",
@@ -152,7 +159,7 @@ impl ApiError {
             | Self::InvalidLastEventId
             | Self::InvalidQuery(_)
             | Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
-            Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyStreams { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::InvalidBody(_)
             | Self::LevelOutOfRange(_)
@@ -178,15 +185,14 @@ impl IntoResponse for ApiError {
             detail: self.to_string(),
         };
         let retry_after = match self {
-            Self::StoreUnavailable(_) => Some("1"),
-            Self::TooManyStreams { .. } => Some(STREAM_RETRY_AFTER),
+            Self::StoreUnavailable(_) => Some(HeaderValue::from_static("1")),
+            Self::TooManyStreams { .. } => Some(HeaderValue::from_static(STREAM_RETRY_AFTER)),
+            Self::RateLimited { retry_after_s } => Some(HeaderValue::from(retry_after_s.max(1))),
             _ => None,
         };
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(seconds) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+            response.headers_mut().insert(header::RETRY_AFTER, seconds);
         }
         response
     }

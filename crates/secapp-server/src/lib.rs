@@ -9,6 +9,7 @@
 //! - [`state`]: the `Clone` context of cheap handles every handler receives.
 //! - [`hub`]: the live head and what each application was told, sent and acknowledged.
 //! - [`streams`]: caps on open event streams, overall and per application.
+//! - [`limits`]: per-application request rate limits.
 //! - [`store`]: the storage trait and its SQLite implementation.
 //! - [`routes`]: the endpoints, the OpenAPI document and Swagger UI.
 //! - [`clock`]: the injected time source.
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod limits;
 pub mod routes;
 pub mod shutdown;
 pub mod state;
@@ -115,6 +117,7 @@ impl Server {
             levels: config.levels,
             max_clock_skew: config.max_clock_skew,
             idempotency_window: config.idempotency_window,
+            limits: limits::RateLimits::new(&config.rate_limits),
             max_wait: config.max_wait,
             poll_interval: config.poll_interval,
             heartbeat: config.heartbeat,
@@ -167,8 +170,8 @@ impl Server {
         } = self;
         let stopping = state.shutdown.clone();
         let hub = state.hub.clone();
-        let flusher = tokio::spawn(flush_consumers_every(
-            hub.clone(),
+        let flusher = tokio::spawn(housekeeping(
+            state.clone(),
             cursor_flush_interval,
             stopping.clone(),
         ));
@@ -214,15 +217,19 @@ impl Server {
     }
 }
 
-/// Writes changed consumer records back every `interval` until `stop` is cancelled.
-async fn flush_consumers_every(hub: Arc<Hub>, interval: Duration, stop: CancellationToken) {
+/// Until `stop` is cancelled: writes changed consumer records back every
+/// `interval`, and once a minute lets rate limits forget idle applications.
+async fn housekeeping(state: AppState, interval: Duration, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut minutes = tokio::time::interval(Duration::from_secs(60));
+    minutes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
+            _ = minutes.tick() => state.limits.forget_idle(),
             _ = ticks.tick() => {
-                if let Err(e) = hub.flush_consumers().await {
+                if let Err(e) = state.hub.flush_consumers().await {
                     tracing::warn!(error = %e, "writing consumer records back failed; will retry");
                 }
             }

@@ -52,6 +52,8 @@ pub struct Shared {
     pub poll_interval: Duration,
     /// How often an idle stream sends a heartbeat.
     pub heartbeat: Duration,
+    /// Per-application request rate limits.
+    pub limits: crate::limits::RateLimits,
     /// Caps on open streams.
     pub streams: Arc<StreamLimits>,
     /// Cancelled when the server begins shutting down: long polls answer and

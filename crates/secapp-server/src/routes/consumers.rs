@@ -11,6 +11,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::limits::Class;
 use crate::routes::poll::current_state;
 use crate::state::AppState;
 
@@ -48,9 +49,10 @@ pub struct ConsumersParams {
 )]
 pub async fn consumers(
     State(state): State<AppState>,
-    _principal: Principal,
+    principal: Principal,
     query: Result<Query<ConsumersParams>, QueryRejection>,
 ) -> Result<Json<ConsumersAnswer>, ApiError> {
+    state.limits.check(&principal.app, Class::Read)?;
     let Query(params) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     let head = state.hub.head();
     let head_id = head.as_ref().map(|head| head.change.id);

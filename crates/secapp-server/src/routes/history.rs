@@ -11,6 +11,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::limits::Class;
 use crate::routes::poll::parse_id;
 use crate::state::AppState;
 use crate::store::HistoryQuery;
@@ -66,9 +67,10 @@ pub struct HistoryParams {
 )]
 pub async fn history(
     State(state): State<AppState>,
-    _principal: Principal,
+    principal: Principal,
     query: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<HistoryAnswer>, ApiError> {
+    state.limits.check(&principal.app, Class::Read)?;
     let Query(params) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     let query = parse(&params)?;
     let limit = query.limit;

@@ -29,6 +29,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::limits::Class;
 use crate::state::AppState;
 
 /// Query parameters of a poll. Kept as text so a bad value gets our own
@@ -156,6 +157,7 @@ pub async fn poll(
     if_none_match: IfNoneMatch,
     query: Result<Query<PollParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    state.limits.check(&principal.app, Class::Read)?;
     let Query(params) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     let held = Held::parse(&params, &if_none_match)?;
     let wait = params

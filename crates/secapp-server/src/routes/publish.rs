@@ -12,6 +12,7 @@ use secapp_domain::ChangedAt;
 
 use crate::auth::{Principal, SourceAddress};
 use crate::error::ApiError;
+use crate::limits::Class;
 use crate::state::AppState;
 use crate::store::{Idempotency, NewChange, Published};
 
@@ -52,6 +53,7 @@ pub async fn publish(
     key: IdempotencyKey,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    state.limits.check(&principal.app, Class::Publish)?;
     let request: PublishRequest = serde_json::from_slice(&body?)?;
     let mut change = validate(&state, principal, key, request)?;
     change.source = source.0.map(|ip| ip.to_string());

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::limits::Class;
 use crate::routes::poll::{current_state, parse_id};
 use crate::state::AppState;
 use crate::streams::StreamPermit;
@@ -54,6 +55,7 @@ pub async fn stream(
     principal: Principal,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    state.limits.check(&principal.app, Class::Read)?;
     let last_event_id = match headers.get("last-event-id") {
         None => None,
         Some(value) => {

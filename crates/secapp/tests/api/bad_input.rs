@@ -341,3 +341,38 @@ async fn no_generated_body_gets_a_server_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_app_over_its_rate_gets_429_and_other_apps_are_unaffected() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.rate_limits.publish_per_second = 1;
+        config.rate_limits.read_per_second = 2;
+    })
+    .await;
+    let api = app.api();
+    // Bursts of twice the rate pass, then the app is refused.
+    api.publish("noisy", 2, "2026-03-01T12:00:00Z").await;
+    api.publish("noisy", 3, "2026-03-01T12:01:00Z").await;
+    let refused = api
+        .publish_raw(
+            "noisy",
+            r#"{"current_status": 4, "Change_at": "2026-03-01T12:02:00Z"}"#,
+        )
+        .await;
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let (status, body) = status_and_json(refused).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    // Another app publishes, and reads have their own allowance.
+    api.publish("quiet", 5, "2026-03-01T12:03:00Z").await;
+    for _ in 0..4 {
+        assert_eq!(api.poll("noisy").await.0, 200);
+    }
+    assert_eq!(api.poll("noisy").await.0, 429);
+    assert_eq!(api.poll("reader").await.0, 200);
+    // The refused publish changed nothing.
+    let (_, head) = api.poll("observer").await;
+    assert_eq!(head["current_status"], json!(5));
+}

@@ -46,6 +46,10 @@ pub async fn spawn_app_in(
 ) -> TestApp {
     let mut config = Config::new(data_dir.path());
     config.api_token = secapp_server::token::ApiToken::new(TOKEN.into());
+    // Tests publish and poll in bursts as one app; the rate-limit tests set
+    // their own limits.
+    config.rate_limits.publish_per_second = 0;
+    config.rate_limits.read_per_second = 0;
     adjust(&mut config);
     let server = Server::open(config).await.expect("open server");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -181,6 +185,8 @@ impl ServerProcess {
             .arg(data_dir)
             .env_remove("SECAPP_API_TOKEN")
             .env("SECAPP_LOG", "info")
+            .env("SECAPP_PUBLISH_RATE", "0")
+            .env("SECAPP_READ_RATE", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in envs {
