@@ -82,7 +82,7 @@ pub struct ServeArgs {
     pub publish_rate: Option<u32>,
 
     /// Polls, stream connects and reports per second each application may
-    /// make (bursts of twice that); 0 for no limit [default: 100].
+    /// make (bursts of twice that); 0 for no limit [default: 1000].
     #[arg(long, env = "SECAPP_READ_RATE")]
     pub read_rate: Option<u32>,
 
@@ -243,7 +243,7 @@ impl Config {
             idempotency_window: Duration::from_secs(24 * 60 * 60),
             rate_limits: RateLimitConfig {
                 publish_per_second: 10,
-                read_per_second: 100,
+                read_per_second: 1000,
                 per_app: HashMap::new(),
             },
             api_token: None,
