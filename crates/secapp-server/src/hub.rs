@@ -95,18 +95,19 @@ impl Hub {
         (head.version > told).then_some(head)
     }
 
-    /// A client-held cursor: `app` holds state `held`. Records the
-    /// acknowledgement and returns the head when it differs from `held`.
-    /// The server-held cursor is not touched.
+    /// A client-held cursor: `app` holds state `held`, and `head` is the
+    /// head the caller read (so what it answers matches what was compared).
+    /// Records the acknowledgement and returns the head when it differs from
+    /// `held`. The server-held cursor is not touched.
     pub fn holds(
         &self,
         app: &AppName,
         held: ChangeId,
+        head: Option<Arc<Head>>,
         mode: Mode,
         now: DateTime<Utc>,
         long_poll: bool,
     ) -> Option<Arc<Head>> {
-        let head = self.head();
         self.update(app, |consumer| {
             consumer.holds(held, head.as_deref(), mode, now, long_poll)
         })

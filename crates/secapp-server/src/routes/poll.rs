@@ -173,18 +173,23 @@ pub async fn poll(
     // Only a long poll subscribes: a plain poll need not touch the channel.
     let mut changes = wait.map(|_| state.hub.watch());
     let mut now = state.clock.now();
+    // The head the last look compared the client's cursor with: a 304 must
+    // carry its ETag, not that of a head published since.
+    let mut seen: Option<Arc<Head>>;
     loop {
         // Mark the head seen before looking, so a change after the look
         // wakes the wait below.
         if let Some(changes) = &mut changes {
             changes.borrow_and_update();
         }
-        if let Some(head) = look(&state, &principal.app, &held, record, wait.is_some(), now) {
+        let looked = look(&state, &principal.app, &held, record, wait.is_some(), now);
+        if let Some(head) = looked.news {
             let mut response = Json(PollAnswer::Changed(current_state(&head))).into_response();
             set_etag(&mut response, &head);
             pace(&state, &mut response, Some(&head), wait.is_some(), now);
             return Ok(response);
         }
+        seen = looked.seen;
         let (Some(deadline), Some(changes)) = (deadline, &mut changes) else {
             break;
         };
@@ -195,7 +200,7 @@ pub async fn poll(
         }
         now = state.clock.now();
     }
-    let head = state.hub.head();
+    let head = seen.or_else(|| state.hub.head());
     let mut response = match (&held, &head) {
         (Held::IfNoneMatch(_), Some(head)) => {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -211,7 +216,15 @@ pub async fn poll(
     Ok(response)
 }
 
-/// One look at the state: the head if it is news to this client.
+/// What one look at the state found.
+struct Looked {
+    /// The head, if it is news to this client.
+    news: Option<Arc<Head>>,
+    /// For a client-held cursor, the head it was compared with.
+    seen: Option<Arc<Head>>,
+}
+
+/// One look at the state.
 fn look(
     state: &AppState,
     app: &AppName,
@@ -219,21 +232,30 @@ fn look(
     record: bool,
     long_poll: bool,
     now: DateTime<Utc>,
-) -> Option<Arc<Head>> {
+) -> Looked {
     if *held == Held::Server {
-        return if record {
+        let news = if record {
             state.hub.poll(app, now, long_poll)
         } else {
             state.hub.peek(app)
         };
+        return Looked { news, seen: None };
     }
     let head = state.hub.head();
-    let held_id = held.id(head.as_deref())?;
-    if record {
-        state.hub.holds(app, held_id, held.mode(), now, long_poll)
+    let Some(held_id) = held.id(head.as_deref()) else {
+        return Looked {
+            news: None,
+            seen: head,
+        };
+    };
+    let news = if record {
+        state
+            .hub
+            .holds(app, held_id, head.clone(), held.mode(), now, long_poll)
     } else {
-        head.filter(|head| head.change.id != held_id)
-    }
+        head.clone().filter(|head| head.change.id != held_id)
+    };
+    Looked { news, seen: head }
 }
 
 /// The wire form of a head.

@@ -71,9 +71,14 @@ pub async fn stream(
     let changes = state.hub.watch();
     let now = state.clock.now();
     let first = match last_event_id {
-        Some(held) => state
-            .hub
-            .holds(&principal.app, held, Mode::Stream, now, false),
+        Some(held) => state.hub.holds(
+            &principal.app,
+            held,
+            state.hub.head(),
+            Mode::Stream,
+            now,
+            false,
+        ),
         None => {
             let head = state.hub.head();
             if let Some(head) = &head {
