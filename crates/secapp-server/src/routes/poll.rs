@@ -200,8 +200,7 @@ pub async fn poll(
         }
         now = state.clock.now();
     }
-    let head = seen.or_else(|| state.hub.head());
-    let mut response = match (&held, &head) {
+    let mut response = match (&held, &seen) {
         (Held::IfNoneMatch(_), Some(head)) => {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             set_etag(&mut response, head);
@@ -212,6 +211,7 @@ pub async fn poll(
     if wait.is_some() {
         now = state.clock.now();
     }
+    let head = seen.or_else(|| state.hub.head());
     pace(&state, &mut response, head.as_deref(), wait.is_some(), now);
     Ok(response)
 }

@@ -721,3 +721,13 @@ async fn watch_stream(mut reader: SseReader, last: Arc<AtomicI64>) {
         last.store(id, Ordering::SeqCst);
     }
 }
+
+#[tokio::test]
+async fn if_none_match_before_any_publish_answers_empty_not_304() {
+    let app = spawn_app().await;
+    for held in ["\"5\"", "*"] {
+        let response = get(&app, "billing", "", &[("If-None-Match", held)]).await;
+        assert!(response.headers().get("etag").is_none());
+        assert_eq!(status_and_json(response).await, (200, json!({})), "{held}");
+    }
+}
