@@ -263,30 +263,28 @@ impl Config {
         };
         let defaults = Self::new("./secapp-data");
         let levels = LevelRange::new(
-            args.min_level
-                .or(file.min_level)
-                .unwrap_or(defaults.levels.min()),
-            args.max_level
-                .or(file.max_level)
-                .unwrap_or(defaults.levels.max()),
+            layer(args.min_level, file.min_level, defaults.levels.min()),
+            layer(args.max_level, file.max_level, defaults.levels.max()),
         )
         .map_err(ConfigError::Levels)?;
         let cursor_flush_interval = positive(
-            args.cursor_flush_interval
-                .or(file.cursor_flush_interval)
-                .unwrap_or(defaults.cursor_flush_interval),
+            layer(
+                args.cursor_flush_interval,
+                file.cursor_flush_interval,
+                defaults.cursor_flush_interval,
+            ),
             "--cursor-flush-interval",
         )?;
         let heartbeat = positive(
-            args.heartbeat
-                .or(file.heartbeat)
-                .unwrap_or(defaults.heartbeat),
+            layer(args.heartbeat, file.heartbeat, defaults.heartbeat),
             "--heartbeat",
         )?;
         let poll_interval = positive(
-            args.poll_interval
-                .or(file.poll_interval)
-                .unwrap_or(defaults.poll_interval),
+            layer(
+                args.poll_interval,
+                file.poll_interval,
+                defaults.poll_interval,
+            ),
             "--poll-interval",
         )?;
         let api_token = api_token
@@ -308,48 +306,57 @@ impl Config {
             })
             .collect::<Result<HashMap<_, _>, ConfigError>>()?;
         let rate_limits = RateLimitConfig {
-            publish_per_second: args
-                .publish_rate
-                .or(file.publish_rate)
-                .unwrap_or(defaults.rate_limits.publish_per_second),
-            read_per_second: args
-                .read_rate
-                .or(file.read_rate)
-                .unwrap_or(defaults.rate_limits.read_per_second),
+            publish_per_second: layer(
+                args.publish_rate,
+                file.publish_rate,
+                defaults.rate_limits.publish_per_second,
+            ),
+            read_per_second: layer(
+                args.read_rate,
+                file.read_rate,
+                defaults.rate_limits.read_per_second,
+            ),
             per_app,
         };
         Ok(Self {
-            listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
-            data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
+            listen: layer(args.listen, file.listen, defaults.listen),
+            data_dir: layer(args.data_dir, file.data_dir, defaults.data_dir),
             levels,
-            max_clock_skew: args
-                .max_clock_skew
-                .or(file.max_clock_skew)
-                .unwrap_or(defaults.max_clock_skew),
+            max_clock_skew: layer(
+                args.max_clock_skew,
+                file.max_clock_skew,
+                defaults.max_clock_skew,
+            ),
             cursor_flush_interval,
-            shutdown_grace: args
-                .shutdown_grace
-                .or(file.shutdown_grace)
-                .unwrap_or(defaults.shutdown_grace),
-            max_wait: args.max_wait.or(file.max_wait).unwrap_or(defaults.max_wait),
+            shutdown_grace: layer(
+                args.shutdown_grace,
+                file.shutdown_grace,
+                defaults.shutdown_grace,
+            ),
+            max_wait: layer(args.max_wait, file.max_wait, defaults.max_wait),
             heartbeat,
-            max_streams: args
-                .max_streams
-                .or(file.max_streams)
-                .unwrap_or(defaults.max_streams),
-            max_streams_per_app: args
-                .max_streams_per_app
-                .or(file.max_streams_per_app)
-                .unwrap_or(defaults.max_streams_per_app),
+            max_streams: layer(args.max_streams, file.max_streams, defaults.max_streams),
+            max_streams_per_app: layer(
+                args.max_streams_per_app,
+                file.max_streams_per_app,
+                defaults.max_streams_per_app,
+            ),
             poll_interval,
-            idempotency_window: args
-                .idempotency_window
-                .or(file.idempotency_window)
-                .unwrap_or(defaults.idempotency_window),
+            idempotency_window: layer(
+                args.idempotency_window,
+                file.idempotency_window,
+                defaults.idempotency_window,
+            ),
             rate_limits,
             api_token,
         })
     }
+}
+
+/// A flag (already merged with its environment variable), else the file's
+/// key, else the default.
+fn layer<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
+    flag.or(file).unwrap_or(default)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -6,7 +6,7 @@
 //! generic 503: a database message never reaches a client.
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secapp_api::ErrorBody;
@@ -234,6 +234,12 @@ impl From<BytesRejection> for ApiError {
         } else {
             Self::UnreadableBody(rejection.body_text())
         }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::InvalidQuery(rejection.body_text())
     }
 }
 

@@ -53,7 +53,7 @@ pub async fn consumers(
     query: Result<Query<ConsumersParams>, QueryRejection>,
 ) -> Result<Json<ConsumersAnswer>, ApiError> {
     state.limits.check(&principal.app, Class::Read)?;
-    let Query(params) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let Query(params) = query?;
     let head = state.hub.head();
     let head_id = head.as_ref().map(|head| head.change.id);
     let consumers = state

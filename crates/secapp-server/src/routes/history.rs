@@ -71,7 +71,7 @@ pub async fn history(
     query: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<HistoryAnswer>, ApiError> {
     state.limits.check(&principal.app, Class::Read)?;
-    let Query(params) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let Query(params) = query?;
     let query = parse(&params)?;
     let limit = query.limit;
     let entries = state.hub.history(query).await?;

@@ -158,7 +158,7 @@ pub async fn poll(
     query: Result<Query<PollParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     state.limits.check(&principal.app, Class::Read)?;
-    let Query(params) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let Query(params) = query?;
     let held = Held::parse(&params, &if_none_match)?;
     let wait = params
         .wait

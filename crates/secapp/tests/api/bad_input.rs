@@ -322,10 +322,7 @@ async fn no_generated_body_gets_a_server_error() {
             body.push(u8::try_from(rng.below(256)).unwrap());
         }
         let response = app
-            .client
-            .post(app.url("/secapp/update"))
-            .header("App-name", "fuzz")
-            .header("Token", TOKEN)
+            .request_as(reqwest::Method::POST, "/secapp/update", "fuzz")
             .body(body.clone())
             .send()
             .await

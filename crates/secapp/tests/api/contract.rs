@@ -152,10 +152,7 @@ async fn a_head_request_does_not_count_as_telling_the_app() {
     let api = app.api();
     api.publish("security", 3, "2026-03-01T12:00:00Z").await;
     let response = app
-        .client
-        .head(app.url("/secapp/update"))
-        .header("App-name", "billing")
-        .header("Token", crate::helpers::TOKEN)
+        .request_as(reqwest::Method::HEAD, "/secapp/update", "billing")
         .send()
         .await
         .unwrap();
@@ -167,10 +164,7 @@ async fn a_head_request_does_not_count_as_telling_the_app() {
 async fn poll_answers_are_not_cacheable() {
     let app = spawn_app().await;
     let response = app
-        .client
-        .get(app.url("/secapp/update"))
-        .header("App-name", "billing")
-        .header("Token", crate::helpers::TOKEN)
+        .request_as(reqwest::Method::GET, "/secapp/update", "billing")
         .send()
         .await
         .unwrap();

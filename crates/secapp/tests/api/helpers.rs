@@ -86,6 +86,19 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// A request to `path` as application `name`, with the test token.
+    pub fn request_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        name: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header(APP_NAME_HEADER, name)
+            .header(TOKEN_HEADER, TOKEN)
+    }
+
     pub fn api(&self) -> Api {
         Api::new(self.client.clone(), &self.base, TOKEN)
     }

@@ -2,14 +2,15 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TOKEN, TestApp, spawn_app, status_and_json};
+use crate::helpers::{TestApp, spawn_app, status_and_json};
 
 async fn history(app: &TestApp, query: &str) -> (u16, Value) {
     let response = app
-        .client
-        .get(app.url(&format!("/secapp/history{query}")))
-        .header("App-name", "auditor")
-        .header("Token", TOKEN)
+        .request_as(
+            reqwest::Method::GET,
+            &format!("/secapp/history{query}"),
+            "auditor",
+        )
         .send()
         .await
         .unwrap();

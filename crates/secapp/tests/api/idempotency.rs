@@ -5,13 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{TOKEN, TestApp, spawn_app, spawn_app_in, spawn_app_with, status_and_json};
+use crate::helpers::{TestApp, spawn_app, spawn_app_in, spawn_app_with, status_and_json};
 
 async fn publish_with_key(app: &TestApp, key: &str, body: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/secapp/update"))
-        .header("App-name", "security")
-        .header("Token", TOKEN)
+    app.request_as(reqwest::Method::POST, "/secapp/update", "security")
         .header("Idempotency-Key", key)
         .body(body.to_owned())
         .send()
@@ -68,10 +65,7 @@ async fn concurrent_retries_with_one_key_produce_exactly_one_change() {
     let mut retries = tokio::task::JoinSet::new();
     for _ in 0..32 {
         let request = app
-            .client
-            .post(app.url("/secapp/update"))
-            .header("App-name", "security")
-            .header("Token", TOKEN)
+            .request_as(reqwest::Method::POST, "/secapp/update", "security")
             .header("Idempotency-Key", "storm")
             .body(BODY);
         retries.spawn(async move { status_and_json(request.send().await.unwrap()).await });
@@ -126,10 +120,7 @@ async fn keys_are_scoped_to_the_publishing_app_and_bad_keys_are_refused() {
     let app = spawn_app().await;
     let (_, mine) = status_and_json(publish_with_key(&app, "shared", BODY).await).await;
     let theirs = app
-        .client
-        .post(app.url("/secapp/update"))
-        .header("App-name", "other-producer")
-        .header("Token", TOKEN)
+        .request_as(reqwest::Method::POST, "/secapp/update", "other-producer")
         .header("Idempotency-Key", "shared")
         .body(BODY)
         .send()

@@ -22,11 +22,11 @@ async fn get(
     query: &str,
     headers: &[(&str, &str)],
 ) -> reqwest::Response {
-    let mut request = app
-        .client
-        .get(app.url(&format!("/secapp/update{query}")))
-        .header("App-name", name)
-        .header("Token", TOKEN);
+    let mut request = app.request_as(
+        reqwest::Method::GET,
+        &format!("/secapp/update{query}"),
+        name,
+    );
     for (header, value) in headers {
         request = request.header(*header, *value);
     }
@@ -47,11 +47,11 @@ fn spawn_long_poll(
     name: &str,
     query: &str,
 ) -> tokio::task::JoinHandle<(Option<String>, u16, Value)> {
-    let request = app
-        .client
-        .get(app.url(&format!("/secapp/update{query}")))
-        .header("App-name", name)
-        .header("Token", TOKEN);
+    let request = app.request_as(
+        reqwest::Method::GET,
+        &format!("/secapp/update{query}"),
+        name,
+    );
     tokio::spawn(async move {
         let response = request.send().await.unwrap();
         let poll_after = response
@@ -554,10 +554,7 @@ async fn the_consumer_report_says_who_holds_the_current_state() {
     let report = consumers(&app, "").await;
     assert_eq!(report["consumers"].as_array().unwrap().len(), 4);
     let (status, body) = status_and_json(
-        app.client
-            .get(app.url("/secapp/consumers?behind=maybe"))
-            .header("App-name", "x")
-            .header("Token", TOKEN)
+        app.request_as(reqwest::Method::GET, "/secapp/consumers?behind=maybe", "x")
             .send()
             .await
             .unwrap(),
@@ -571,10 +568,11 @@ async fn the_consumer_report_says_who_holds_the_current_state() {
 
 async fn consumers(app: &TestApp, query: &str) -> Value {
     let response = app
-        .client
-        .get(app.url(&format!("/secapp/consumers{query}")))
-        .header("App-name", "security")
-        .header("Token", TOKEN)
+        .request_as(
+            reqwest::Method::GET,
+            &format!("/secapp/consumers{query}"),
+            "security",
+        )
         .send()
         .await
         .unwrap();
