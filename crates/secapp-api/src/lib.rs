@@ -11,9 +11,12 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod admin;
+
 /// Header naming the application that publishes or polls.
 pub const APP_NAME_HEADER: &str = "App-name";
-/// Header carrying the credential.
+/// Header carrying the credential (`Authorization: Bearer <token>` is
+/// accepted too).
 pub const TOKEN_HEADER: &str = "Token";
 /// Answer header: seconds until the client should poll again (jittered;
 /// `0` after a long poll, whose client should re-poll at once).
@@ -140,7 +143,7 @@ pub struct HistoryAnswer {
 #[schema(example = json!({
     "processed_id": 17, "current_status": 4, "Change_at": "2026-03-01T12:05:00Z",
     "published_by": "security-team", "received_at": "2026-03-01T12:05:01.203Z",
-    "source_address": "10.1.2.3", "outcome": "head"
+    "source_address": "10.1.2.3", "token_id": "tok_3f9a0c1d2e4b5a69", "outcome": "head"
 }))]
 pub struct HistoryEntry {
     /// The id the publish was given.
@@ -156,6 +159,10 @@ pub struct HistoryEntry {
     pub received_at: String,
     /// The address the publish came from, when known.
     pub source_address: Option<String>,
+    /// The id of the token it was published with: a `tok_…` id, `shared` for
+    /// the shared compatibility token, `null` for changes recorded before
+    /// tokens were kept.
+    pub token_id: Option<String>,
     /// `head` (it became the current state), `tie` (same `Change_at` as the
     /// current state, which kept it) or `older`.
     pub outcome: String,

@@ -1,44 +1,214 @@
-//! Who is calling: the `Token` and `App-name` headers become a [`Principal`].
+//! Who is calling and whether they may: the `Token` (or `Authorization:
+//! Bearer`) and `App-name` headers become a [`Principal`], and the extractors
+//! [`AsPublisher`], [`AsConsumer`], [`AsViewer`] and [`AsAdmin`] admit it only
+//! with the role the endpoint needs.
 //!
-//! Handlers take a `Principal` argument and never read identity headers
+//! Handlers take one of those extractors and never read identity headers
 //! themselves. The token is checked first, so an unauthenticated caller
-//! learns nothing about name rules.
+//! learns nothing about name rules. Every refusal is logged (application,
+//! source address, reason; never the token) and counted in
+//! [`Access::failures`](crate::access::Access).
+//!
+//! A registered token speaks for its own application only: `App-name` may be
+//! left out, and when sent it must be that application (403
+//! `app_name_mismatch` otherwise). The shared compatibility token needs
+//! `App-name`, holds the `publish` and `consume` roles, and may not speak for
+//! a registered application.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use secapp_api::{APP_NAME_HEADER, TOKEN_HEADER};
-use secapp_domain::AppName;
+use secapp_domain::{AppName, AppNameError, Role, Roles};
 
+use crate::access::failures::Failure;
+use crate::access::{Authenticated, Refused, SHARED_TOKEN_ID};
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// What the shared token may do: what the prototype's clients did.
+pub const SHARED_TOKEN_ROLES: Roles = Roles::NONE.with(Role::Publish).with(Role::Consume);
+
+static SHARED_ID: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(SHARED_TOKEN_ID));
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The application it speaks for.
     pub app: AppName,
+    /// What it may do.
+    pub roles: Roles,
+    /// The id of the token it used ([`SHARED_TOKEN_ID`] for the shared one).
+    pub token_id: Arc<str>,
 }
 
-impl FromRequestParts<AppState> for Principal {
+/// Which roles admit a caller to an endpoint: any one of them suffices.
+pub trait Need {
+    /// The roles, any of which admits.
+    const ROLES: &'static [Role];
+}
+
+/// Roles needed, by kind of endpoint.
+pub mod need {
+    use super::{Need, Role};
+
+    /// `POST /secapp/update`.
+    #[derive(Debug)]
+    pub struct Publish;
+    /// Polls and streams.
+    #[derive(Debug)]
+    pub struct Consume;
+    /// The consumer report and the history.
+    #[derive(Debug)]
+    pub struct View;
+    /// The admin API.
+    #[derive(Debug)]
+    pub struct Administer;
+
+    impl Need for Publish {
+        const ROLES: &'static [Role] = &[Role::Publish];
+    }
+    impl Need for Consume {
+        const ROLES: &'static [Role] = &[Role::Consume];
+    }
+    impl Need for View {
+        const ROLES: &'static [Role] = &[Role::Viewer, Role::Admin];
+    }
+    impl Need for Administer {
+        const ROLES: &'static [Role] = &[Role::Admin];
+    }
+}
+
+/// A caller admitted by `N`'s roles. Derefs to the [`Principal`].
+#[derive(Debug)]
+pub struct Authorized<N>(pub Principal, PhantomData<N>);
+
+/// A caller with the `publish` role.
+pub type AsPublisher = Authorized<need::Publish>;
+/// A caller with the `consume` role.
+pub type AsConsumer = Authorized<need::Consume>;
+/// A caller with the `viewer` or `admin` role.
+pub type AsViewer = Authorized<need::View>;
+/// A caller with the `admin` role.
+pub type AsAdmin = Authorized<need::Administer>;
+
+impl<N> std::ops::Deref for Authorized<N> {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl<N: Need + Send + Sync> FromRequestParts<AppState> for Authorized<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = single(&parts.headers, TOKEN_HEADER)
-            .map_err(|()| ApiError::InvalidToken)?
-            .ok_or(ApiError::MissingToken)?;
-        if !state.token.matches(token) {
-            return Err(ApiError::InvalidToken);
+        let admitted = identify(parts, state).and_then(|principal| {
+            if principal.roles.any_of(N::ROLES) {
+                Ok(principal)
+            } else {
+                Err(ApiError::MissingRole {
+                    needed: N::ROLES,
+                    app: principal.app.to_string(),
+                    held: principal.roles,
+                })
+            }
+        });
+        match admitted {
+            Ok(principal) => Ok(Self(principal, PhantomData)),
+            Err(refusal) => {
+                if refusal.is_auth_failure() {
+                    record_failure(parts, state, &refusal);
+                }
+                Err(refusal)
+            }
         }
-        let name = single(&parts.headers, APP_NAME_HEADER)
-            .map_err(|()| ApiError::InvalidAppName(secapp_domain::AppNameError::NotPrintable))?
-            .ok_or(ApiError::MissingAppName)?;
-        let name = std::str::from_utf8(name)
-            .map_err(|_| ApiError::InvalidAppName(secapp_domain::AppNameError::NotPrintable))?;
-        Ok(Self {
-            app: AppName::parse(name)?,
-        })
     }
+}
+
+/// Authenticates the token, then reconciles it with `App-name`.
+fn identify(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let token = credential(&parts.headers)?;
+    let now = state.clock.now();
+    let authenticated = state
+        .access
+        .authenticate(token, now)
+        .map_err(|refused| match refused {
+            Refused::Invalid => ApiError::InvalidToken,
+            Refused::Expired => ApiError::TokenExpired,
+            Refused::Revoked => ApiError::TokenRevoked,
+            Refused::Disabled => ApiError::AppDisabled,
+        })?;
+    let claimed = app_name(&parts.headers)?;
+    match authenticated {
+        Authenticated::Shared => {
+            let app = claimed.ok_or(ApiError::MissingAppName)?;
+            if state.access.is_registered(&app) {
+                return Err(ApiError::SharedTokenForRegisteredApp(app.to_string()));
+            }
+            Ok(Principal {
+                app,
+                roles: SHARED_TOKEN_ROLES,
+                token_id: SHARED_ID.clone(),
+            })
+        }
+        Authenticated::App { app, roles, token } => {
+            if let Some(claimed) = claimed
+                && claimed != app
+            {
+                return Err(ApiError::AppNameMismatch {
+                    sent: claimed.to_string(),
+                    token_app: app.to_string(),
+                });
+            }
+            Ok(Principal {
+                app,
+                roles,
+                token_id: token,
+            })
+        }
+    }
+}
+
+/// The offered token: `Token: <t>` or `Authorization: Bearer <t>`. Both may
+/// be sent if they agree.
+fn credential(headers: &HeaderMap) -> Result<&[u8], ApiError> {
+    let token = single(headers, TOKEN_HEADER).map_err(|()| ApiError::InvalidToken)?;
+    let bearer = single(headers, header::AUTHORIZATION.as_str())
+        .map_err(|()| ApiError::InvalidToken)?
+        .map(|value| bearer_token(value).ok_or(ApiError::InvalidToken))
+        .transpose()?;
+    match (token, bearer) {
+        (None, None) => Err(ApiError::MissingToken),
+        (Some(one), None) | (None, Some(one)) => Ok(one),
+        (Some(token), Some(bearer)) if token == bearer => Ok(token),
+        (Some(_), Some(_)) => Err(ApiError::ConflictingCredentials),
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (the scheme is
+/// case-insensitive, RFC 9110 section 11.1).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+/// The `App-name` header, when sent.
+fn app_name(headers: &HeaderMap) -> Result<Option<AppName>, ApiError> {
+    let invalid = || ApiError::InvalidAppName(AppNameError::NotPrintable);
+    let Some(raw) = single(headers, APP_NAME_HEADER).map_err(|()| invalid())? else {
+        return Ok(None);
+    };
+    let name = std::str::from_utf8(raw).map_err(|_| invalid())?;
+    Ok(Some(AppName::parse(name)?))
 }
 
 /// The value of a header that must appear at most once; `Err` when repeated,
@@ -52,20 +222,90 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a [u8]>, ()
     Ok(first.map(axum::http::HeaderValue::as_bytes))
 }
 
+/// Logs and counts a refusal. The application is the one claimed in
+/// `App-name` (made printable and cut to 128 characters), or the one the
+/// refused request's token belongs to when the refusal says so.
+fn record_failure(parts: &Parts, state: &AppState, refusal: &ApiError) {
+    let app = match refusal {
+        ApiError::MissingRole { app, .. } | ApiError::AppNameMismatch { token_app: app, .. } => {
+            Some(app.clone())
+        }
+        _ => parts.headers.get(APP_NAME_HEADER).map(|value| {
+            String::from_utf8_lossy(value.as_bytes())
+                .chars()
+                .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+                .take(128)
+                .collect()
+        }),
+    };
+    state.access.failures.record(Failure {
+        at: state.clock.now(),
+        reason: refusal.code(),
+        app,
+        source: SourceAddress::of(parts).0.map(|ip| ip.to_string()),
+        request: format!("{} {}", parts.method, parts.uri.path()),
+    });
+}
+
 /// The network address a request came from, when the server was started
 /// with connection info (it always is; tests driving a bare router are not).
 #[derive(Debug, Clone, Copy)]
 pub struct SourceAddress(pub Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for SourceAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
+impl SourceAddress {
+    fn of(parts: &Parts) -> Self {
+        Self(
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|info| info.0.ip()),
-        ))
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SourceAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_with_any_scheme_case() {
+        assert_eq!(bearer_token(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"bearer  abc "), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"BEARER abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"Basic abc"), None);
+        assert_eq!(bearer_token(b"Bearer "), None);
+        assert_eq!(bearer_token(b"Bear"), None);
+    }
+
+    #[test]
+    fn token_and_bearer_must_agree() {
+        let mut headers = HeaderMap::new();
+        assert!(matches!(credential(&headers), Err(ApiError::MissingToken)));
+        headers.insert(header::AUTHORIZATION, "Bearer one".parse().unwrap());
+        assert_eq!(credential(&headers).unwrap(), b"one");
+        headers.insert(TOKEN_HEADER, "one".parse().unwrap());
+        assert_eq!(credential(&headers).unwrap(), b"one");
+        headers.insert(TOKEN_HEADER, "two".parse().unwrap());
+        assert!(matches!(
+            credential(&headers),
+            Err(ApiError::ConflictingCredentials)
+        ));
+        headers.insert(header::AUTHORIZATION, "Basic b25lOg==".parse().unwrap());
+        assert!(matches!(credential(&headers), Err(ApiError::InvalidToken)));
+    }
+
+    #[test]
+    fn the_shared_token_holds_what_the_prototype_allowed() {
+        assert!(SHARED_TOKEN_ROLES.contains(Role::Publish));
+        assert!(SHARED_TOKEN_ROLES.contains(Role::Consume));
+        assert!(!SHARED_TOKEN_ROLES.any_of(&[Role::Viewer, Role::Admin]));
     }
 }

@@ -95,6 +95,28 @@ pub struct ServeArgs {
     /// jittered by ±20% [default: 60s].
     #[arg(long, env = "SECAPP_POLL_INTERVAL", value_parser = humantime::parse_duration)]
     pub poll_interval: Option<Duration>,
+
+    /// Whether the prototype's single shared token is accepted (publish and
+    /// consume as any unregistered App-name): `auto` turns it on only for a
+    /// data dir that already has one, or when SECAPP_API_TOKEN is set
+    /// [default: auto].
+    #[arg(long, env = "SECAPP_SHARED_TOKEN", value_enum)]
+    pub shared_token: Option<SharedTokenMode>,
+}
+
+/// The shared-token compatibility mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SharedTokenMode {
+    /// On when `SECAPP_API_TOKEN` is set or the data dir holds an
+    /// `api-token` file (an installation from before per-application
+    /// tokens); off for new data dirs.
+    #[default]
+    Auto,
+    /// Accept the shared token; generate one in the data dir if there is none.
+    On,
+    /// Accept registered tokens only.
+    Off,
 }
 
 /// The `--config` file. Every key is optional.
@@ -123,6 +145,7 @@ struct FileConfig {
     poll_interval: Option<Duration>,
     publish_rate: Option<u32>,
     read_rate: Option<u32>,
+    shared_token: Option<SharedTokenMode>,
     /// Per-application overrides: `[app_rate_limits.billing]`.
     #[serde(default)]
     app_rate_limits: HashMap<String, FileAppLimits>,
@@ -186,8 +209,10 @@ pub struct Config {
     /// Per-application request rate limits.
     pub rate_limits: RateLimitConfig,
     /// The shared token from the environment; when `None` the token stored in
-    /// the data dir is used, or one is generated there.
+    /// the data dir is used, if the compatibility mode is on.
     pub api_token: Option<ApiToken>,
+    /// Whether the shared token is accepted.
+    pub shared_token: SharedTokenMode,
 }
 
 /// Why the configuration could not be loaded; each message says what to fix.
@@ -247,6 +272,7 @@ impl Config {
                 per_app: HashMap::new(),
             },
             api_token: None,
+            shared_token: SharedTokenMode::Auto,
         }
     }
 
@@ -349,6 +375,7 @@ impl Config {
             ),
             rate_limits,
             api_token,
+            shared_token: layer(args.shared_token, file.shared_token, defaults.shared_token),
         })
     }
 }

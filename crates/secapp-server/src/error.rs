@@ -6,11 +6,13 @@
 //! generic 503: a database message never reaches a client.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secapp_api::ErrorBody;
-use secapp_domain::{AppNameError, LevelError, TimestampError};
+use secapp_domain::{AppNameError, LevelError, Role, Roles, TimestampError};
+
+use crate::access::AccessError;
 
 use crate::store::StoreError;
 
@@ -27,11 +29,61 @@ pub enum ApiError {
     #[error("the App-name header is invalid: {0}")]
     InvalidAppName(AppNameError),
     /// No `Token` header.
-    #[error("the Token header is missing: send the API token in it")]
+    #[error("no token was sent: send it as `Token: <token>` or `Authorization: Bearer <token>`")]
     MissingToken,
-    /// A `Token` that does not match.
-    #[error("the Token header does not match the API token: check the token you were given")]
+    /// A token that matches no issued token.
+    #[error("the token is not valid: check the token you were given")]
     InvalidToken,
+    /// `Token` and `Authorization` both sent, with different tokens.
+    #[error("Token and Authorization carry different tokens: send one token, once")]
+    ConflictingCredentials,
+    /// A token whose expiry has passed.
+    #[error("the token has expired: ask an admin for a new one")]
+    TokenExpired,
+    /// A revoked token.
+    #[error("the token has been revoked: ask an admin for a new one")]
+    TokenRevoked,
+    /// A token of a disabled application.
+    #[error("this application is disabled: ask an admin to enable it")]
+    AppDisabled,
+    /// `App-name` names another application than the token's.
+    #[error(
+        "App-name is `{sent}` but the token belongs to `{token_app}`: an application may only speak for itself"
+    )]
+    AppNameMismatch {
+        /// The `App-name` sent.
+        sent: String,
+        /// The application the token belongs to.
+        token_app: String,
+    },
+    /// The shared token used with the name of a registered application.
+    #[error("`{0}` is a registered application: use its own token, not the shared one")]
+    SharedTokenForRegisteredApp(String),
+    /// The caller lacks the role the endpoint needs.
+    #[error("{}", missing_role(needed, app, *held))]
+    MissingRole {
+        /// Any of these would do.
+        needed: &'static [Role],
+        /// The caller.
+        app: String,
+        /// What it holds.
+        held: Roles,
+    },
+    /// No registered application by that name.
+    #[error("{0}")]
+    UnknownApp(String),
+    /// No token with that id.
+    #[error("{0}")]
+    UnknownToken(String),
+    /// The application name is taken.
+    #[error("{0}")]
+    AppExists(String),
+    /// An admin request field that cannot be used.
+    #[error("{0}")]
+    InvalidField(String),
+    /// The change would lock every admin out.
+    #[error("{0}")]
+    LastAdmin(String),
     /// A body that is not JSON at all.
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
@@ -122,6 +174,18 @@ impl ApiError {
             Self::InvalidAppName(_) => "invalid_app_name",
             Self::MissingToken => "missing_token",
             Self::InvalidToken => "invalid_token",
+            Self::ConflictingCredentials => "conflicting_credentials",
+            Self::TokenExpired => "token_expired",
+            Self::TokenRevoked => "token_revoked",
+            Self::AppDisabled => "app_disabled",
+            Self::AppNameMismatch { .. } => "app_name_mismatch",
+            Self::SharedTokenForRegisteredApp(_) => "shared_token_not_allowed",
+            Self::MissingRole { .. } => "missing_role",
+            Self::UnknownApp(_) => "unknown_app",
+            Self::UnknownToken(_) => "unknown_token",
+            Self::AppExists(_) => "app_exists",
+            Self::InvalidField(_) => "invalid_field",
+            Self::LastAdmin(_) => "last_admin",
             Self::MalformedJson(_) => "malformed_json",
             Self::InvalidBody(_) => "invalid_body",
             Self::LevelOutOfRange(_) => "level_out_of_range",
@@ -160,17 +224,71 @@ impl ApiError {
             | Self::InvalidQuery(_)
             | Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             Self::TooManyStreams { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::MissingToken
+            | Self::InvalidToken
+            | Self::ConflictingCredentials
+            | Self::TokenExpired
+            | Self::TokenRevoked => StatusCode::UNAUTHORIZED,
+            Self::AppDisabled
+            | Self::AppNameMismatch { .. }
+            | Self::SharedTokenForRegisteredApp(_)
+            | Self::MissingRole { .. } => StatusCode::FORBIDDEN,
+            Self::UnknownApp(_) | Self::UnknownToken(_) => StatusCode::NOT_FOUND,
+            Self::AppExists(_) | Self::LastAdmin(_) => StatusCode::CONFLICT,
             Self::InvalidBody(_)
             | Self::LevelOutOfRange(_)
             | Self::InvalidChangeAt(_)
             | Self::ChangeAtInFuture(_)
-            | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::IdempotencyKeyReused
+            | Self::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl ApiError {
+    /// Whether this refusal is about the caller's credentials or roles: such
+    /// refusals are logged and counted.
+    #[must_use]
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        )
+    }
+}
+
+fn missing_role(needed: &[Role], app: &str, held: Roles) -> String {
+    let needed = needed
+        .iter()
+        .map(|role| format!("`{role}`"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let held = if held.is_empty() {
+        "no role".to_owned()
+    } else {
+        format!("the roles {held}")
+    };
+    format!("this endpoint needs the {needed} role; `{app}` has {held}: ask an admin to grant it")
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        let text = e.to_string();
+        match e {
+            AccessError::UnknownApp(_) => Self::UnknownApp(text),
+            AccessError::UnknownToken(_) => Self::UnknownToken(text),
+            AccessError::AppExists(_) => Self::AppExists(text),
+            AccessError::Invalid(_) => Self::InvalidField(text),
+            AccessError::LastAdmin => Self::LastAdmin(text),
+            // The host is failing, not the request: answered like a store
+            // failure, 503 with Retry-After.
+            AccessError::Random(_) => Self::StoreUnavailable(StoreError::Backend(text)),
+            AccessError::Store(e) => Self::StoreUnavailable(e),
         }
     }
 }
@@ -239,6 +357,12 @@ impl From<BytesRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
+        Self::InvalidQuery(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
         Self::InvalidQuery(rejection.body_text())
     }
 }

@@ -258,6 +258,7 @@ mod tests {
             received_at: Utc::now(),
             idempotency: None,
             source: None,
+            token_id: None,
         }
     }
 

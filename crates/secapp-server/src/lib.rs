@@ -3,8 +3,11 @@
 //!
 //! Map of the crate:
 //! - [`config`]: settings layered defaults → file → environment → flags.
-//! - [`token`]: the shared API token, redacted in logs, generated on first start.
-//! - [`auth`]: the extractor that turns `Token` and `App-name` into a [`auth::Principal`].
+//! - [`token`]: the shared compatibility token, redacted in logs.
+//! - [`access`]: registered applications, their hashed tokens, the admin
+//!   operations and the count of refused authentications.
+//! - [`auth`]: the extractors that turn `Token`/`Authorization` and
+//!   `App-name` into a [`auth::Principal`] holding the role an endpoint needs.
 //! - [`error`]: the one HTTP error type and its JSON body.
 //! - [`state`]: the `Clone` context of cheap handles every handler receives.
 //! - [`hub`]: the live head and what each application was told, sent and acknowledged.
@@ -16,11 +19,14 @@
 //! - [`shutdown`]: SIGTERM/SIGINT handling.
 //! - [`telemetry`]: logging set-up.
 //!
-//! Life of a server: [`Server::open`] creates the data dir, opens the store and
-//! resolves the token; [`Server::run`] serves until the shutdown future
+//! Life of a server: [`Server::open`] creates the data dir, opens the store,
+//! resolves the shared token (if its compatibility mode is on) and, on a
+//! data dir with no registered application, registers `admin` and issues its
+//! first token; [`Server::run`] serves until the shutdown future
 //! completes, then drains in-flight requests, writes back cursors and closes
 //! the store.
 
+pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -44,13 +50,14 @@ use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Access, AccessError};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, SharedTokenMode};
 use crate::hub::Hub;
 use crate::state::AppState;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
-use crate::token::{TokenError, TokenOrigin};
+use crate::token::{ApiToken, TokenError, TokenOrigin};
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +76,9 @@ pub enum ServerError {
     /// The store could not be opened or closed.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// The first admin could not be registered.
+    #[error("cannot register the first admin application: {0}")]
+    FirstAdmin(AccessError),
     /// Serving failed.
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
@@ -78,7 +88,8 @@ pub enum ServerError {
 pub struct Server {
     state: AppState,
     store: Arc<dyn Store>,
-    token_origin: TokenOrigin,
+    shared_token: Option<(ApiToken, TokenOrigin)>,
+    first_admin: Option<secapp_api::admin::IssuedToken>,
     cursor_flush_interval: Duration,
     shutdown_grace: Duration,
 }
@@ -101,19 +112,33 @@ impl Server {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServerError> {
         create_data_dir(&config.data_dir)?;
-        let (token, token_origin) = match config.api_token {
-            Some(token) => (token, TokenOrigin::Environment),
-            None => token::load_or_generate(&config.data_dir)?,
-        };
+        let shared_token = shared_token(&config)?;
         let data_dir = config.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir))
             .await
             .map_err(|e| StoreError::Backend(format!("opening the store panicked: {e}")))??;
         let store: Arc<dyn Store> = Arc::new(store);
-        let snapshot = store.snapshot().await?;
+        let mut snapshot = store.snapshot().await?;
+        let access = Arc::new(Access::new(
+            store.clone(),
+            std::mem::take(&mut snapshot.apps),
+            std::mem::take(&mut snapshot.tokens),
+            shared_token.as_ref().map(|(token, _)| token.clone()),
+        ));
+        let first_admin = access
+            .bootstrap(clock.now())
+            .await
+            .map_err(ServerError::FirstAdmin)?;
+        if access.shared_token_enabled() {
+            tracing::warn!(
+                "the shared-token compatibility mode is on: the shared token can publish and consume \
+                 as any unregistered App-name; register each application, move it to its own token, \
+                 then set shared_token = \"off\""
+            );
+        }
         let state = AppState::new(state::Shared {
             hub: Arc::new(Hub::new(store.clone(), snapshot)),
-            token: Arc::new(token),
+            access,
             levels: config.levels,
             max_clock_skew: config.max_clock_skew,
             idempotency_window: config.idempotency_window,
@@ -131,23 +156,33 @@ impl Server {
         Ok(Self {
             state,
             store,
-            token_origin,
+            shared_token,
+            first_admin,
             cursor_flush_interval: config.cursor_flush_interval,
             shutdown_grace: config.shutdown_grace,
         })
     }
 
-    /// Where the API token came from; [`TokenOrigin::Generated`] means it is
-    /// new and should be shown to the operator once.
+    /// The shared token, when its compatibility mode is on, and where it
+    /// came from; [`TokenOrigin::Generated`] means it is new and should be
+    /// shown to the operator once.
     #[must_use]
-    pub fn token_origin(&self) -> &TokenOrigin {
-        &self.token_origin
+    pub fn shared_token(&self) -> Option<&(ApiToken, TokenOrigin)> {
+        self.shared_token.as_ref()
     }
 
-    /// The API token in force (to print once when generated).
+    /// The token of the `admin` application registered at this start (a
+    /// data dir with no application): shown to the operator once, then
+    /// gone. `None` on every later start.
     #[must_use]
-    pub fn token(&self) -> &token::ApiToken {
-        &self.state.token
+    pub fn first_admin(&self) -> Option<&secapp_api::admin::IssuedToken> {
+        self.first_admin.as_ref()
+    }
+
+    /// The registry of applications and tokens.
+    #[must_use]
+    pub fn access(&self) -> &Arc<Access> {
+        &self.state.access
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting,
@@ -170,6 +205,7 @@ impl Server {
         } = self;
         let stopping = state.shutdown.clone();
         let hub = state.hub.clone();
+        let access = state.access.clone();
         let flusher = tokio::spawn(housekeeping(
             state.clone(),
             cursor_flush_interval,
@@ -206,6 +242,9 @@ impl Server {
         stopping.cancel();
         let _ = flusher.await;
         let flushed = hub.flush_consumers().await;
+        if let Err(e) = access.flush_usage().await {
+            tracing::warn!(error = %e, "writing token last-used times back failed");
+        }
         let closed = store.close().await;
         served
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?
@@ -218,7 +257,8 @@ impl Server {
 }
 
 /// Until `stop` is cancelled: writes changed consumer records back every
-/// `interval`, and once a minute lets rate limits forget idle applications.
+/// `interval`; once a minute writes token last-used times back and lets rate
+/// limits forget idle applications.
 async fn housekeeping(state: AppState, interval: Duration, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -227,7 +267,12 @@ async fn housekeeping(state: AppState, interval: Duration, stop: CancellationTok
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = minutes.tick() => state.limits.forget_idle(),
+            _ = minutes.tick() => {
+                state.limits.forget_idle();
+                if let Err(e) = state.access.flush_usage().await {
+                    tracing::warn!(error = %e, "writing token last-used times back failed; will retry");
+                }
+            }
             _ = ticks.tick() => {
                 if let Err(e) = state.hub.flush_consumers().await {
                     tracing::warn!(error = %e, "writing consumer records back failed; will retry");
@@ -235,6 +280,35 @@ async fn housekeeping(state: AppState, interval: Duration, stop: CancellationTok
             }
         }
     }
+}
+
+/// The shared token in force, if its compatibility mode is on.
+fn shared_token(config: &Config) -> Result<Option<(ApiToken, TokenOrigin)>, ServerError> {
+    let from_env = || {
+        config
+            .api_token
+            .clone()
+            .map(|token| (token, TokenOrigin::Environment))
+    };
+    Ok(match config.shared_token {
+        SharedTokenMode::Off => {
+            if config.api_token.is_some() {
+                tracing::warn!(
+                    "{} is set but the shared-token mode is off: the shared token is refused",
+                    config::API_TOKEN_ENV
+                );
+            }
+            None
+        }
+        SharedTokenMode::On => match from_env() {
+            Some(found) => Some(found),
+            None => Some(token::load_or_generate(&config.data_dir)?),
+        },
+        SharedTokenMode::Auto => match from_env() {
+            Some(found) => Some(found),
+            None => token::load(&config.data_dir)?,
+        },
+    })
 }
 
 fn create_data_dir(path: &std::path::Path) -> Result<(), ServerError> {

@@ -6,10 +6,10 @@ use std::time::Duration;
 use secapp_domain::LevelRange;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Access;
 use crate::clock::Clock;
 use crate::hub::Hub;
 use crate::streams::StreamLimits;
-use crate::token::ApiToken;
 
 /// Shared by all handlers. axum clones the state for every request, so it is
 /// one `Arc`: one reference count to bump, not one per field.
@@ -36,8 +36,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     /// The live head and cursors, backed by the store.
     pub hub: Arc<Hub>,
-    /// The shared API token.
-    pub token: Arc<ApiToken>,
+    /// Registered applications, their tokens and the shared token.
+    pub access: Arc<Access>,
     /// Accepted levels.
     pub levels: LevelRange,
     /// How far ahead of `clock` a `Change_at` may be.

@@ -1,5 +1,9 @@
-//! The shared API token: a secret that never reaches a log, compared in
-//! constant time, and generated into the data dir on first start.
+//! The shared API token of the prototype, kept for compatibility: a secret
+//! that never reaches a log, compared in constant time, stored in the data
+//! dir as `api-token` (mode 0600).
+//!
+//! Data dirs created before per-application tokens hold one; new data dirs
+//! get one only when the compatibility mode is switched on.
 
 use std::fmt;
 use std::fs;
@@ -83,26 +87,37 @@ pub enum TokenError {
     Random(getrandom::Error),
 }
 
-/// Reads the token stored in `data_dir`, or generates one there (mode 0600).
+/// Reads the token stored in `data_dir`; `None` when there is no token file.
 ///
 /// # Errors
-/// [`TokenError`] when the file cannot be read or written, or is unusable.
-pub fn load_or_generate(data_dir: &Path) -> Result<(ApiToken, TokenOrigin), TokenError> {
+/// [`TokenError`] when the file cannot be read or is unusable.
+pub fn load(data_dir: &Path) -> Result<Option<(ApiToken, TokenOrigin)>, TokenError> {
     let path = data_dir.join(TOKEN_FILE);
-    let io_err = |source| TokenError::Io {
-        path: path.clone(),
-        source,
-    };
     match fs::read_to_string(&path) {
         Ok(text) => {
             warn_if_readable_by_others(&path);
             let token = ApiToken::new(text.trim().to_owned())
                 .ok_or_else(|| TokenError::Unusable(path.clone()))?;
-            return Ok((token, TokenOrigin::Stored(path)));
+            Ok(Some((token, TokenOrigin::Stored(path))))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TokenError::Io { path, source }),
     }
+}
+
+/// Reads the token stored in `data_dir`, or generates one there (mode 0600).
+///
+/// # Errors
+/// [`TokenError`] when the file cannot be read or written, or is unusable.
+pub fn load_or_generate(data_dir: &Path) -> Result<(ApiToken, TokenOrigin), TokenError> {
+    if let Some(found) = load(data_dir)? {
+        return Ok(found);
+    }
+    let path = data_dir.join(TOKEN_FILE);
+    let io_err = |source| TokenError::Io {
+        path: path.clone(),
+        source,
+    };
     let mut bytes = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut bytes).map_err(TokenError::Random)?;
     let value: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

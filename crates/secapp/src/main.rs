@@ -1,5 +1,8 @@
-//! The `secapp` command: parses the command line, sets up logging, loads the
-//! configuration and hands over to `secapp_server`.
+//! The `secapp` command: parses the command line, sets up logging, and runs
+//! the server (`secapp serve`) or an admin command (`secapp apps ...`,
+//! `secapp tokens ...`, see [`admin`]).
+
+mod admin;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -23,6 +26,10 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (SQLite in the data dir; no other setup needed).
     Serve(ServeArgs),
+    /// Register, list, show, change, disable and enable applications.
+    Apps(admin::AppsCommand),
+    /// Issue, list and revoke applications' tokens.
+    Tokens(admin::TokensCommand),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +41,15 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Apps(command) => finish(runtime.block_on(admin::apps(command))),
+        Command::Tokens(command) => finish(runtime.block_on(admin::tokens(command))),
+    }
+}
+
+fn finish(result: Result<(), admin::CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(admin::CliError(message)) => fail(&message),
     }
 }
 
@@ -67,7 +83,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// Tells the operator where the server is and, the first time only, the token.
+/// Tells the operator where the server is and, the first time only, the
+/// first admin token (and a generated shared token).
 fn announce(server: &Server, local: SocketAddr) {
     let base = if local.ip().is_unspecified() {
         format!("http://127.0.0.1:{}", local.port())
@@ -75,26 +92,38 @@ fn announce(server: &Server, local: SocketAddr) {
         format!("http://{local}")
     };
     tracing::info!(address = %local, "secapp is listening; API docs at {base}/docs");
-    match server.token_origin() {
-        TokenOrigin::Generated(path) => {
-            let token = server.token().expose();
+    if let Some(issued) = server.first_admin() {
+        let token = &issued.token;
+        println!(
+            "\nsecapp registered the application `admin` and issued its first token ({id}).\n\
+             It is shown only this once: secapp keeps only its hash.\n\n\
+             \x20 admin token: {token}\n\n\
+             \x20 register a producer:  secapp apps add security-team --role publish --server {base} --token {token}\n\
+             \x20 register a consumer:  secapp apps add billing --role consume --server {base} --token {token}\n\
+             \x20 the same over HTTP:   curl -X POST {base}/admin/apps -H 'Authorization: Bearer {token}' \
+             -H 'Content-Type: application/json' -d '{{\"name\": \"billing\", \"roles\": [\"consume\"]}}'\n\
+             \x20 docs:                 {base}/docs\n",
+            id = issued.details.id,
+        );
+    }
+    match server.shared_token() {
+        Some((token, TokenOrigin::Generated(path))) => {
+            let token = token.expose();
             println!(
-                "\nsecapp generated an API token and stored it in {path} (mode 0600).\n\
+                "\nsecapp generated a shared compatibility token and stored it in {path} (mode 0600).\n\
                  It is shown only this once; read the file or set {API_TOKEN_ENV} later.\n\n\
-                 \x20 token:   {token}\n\n\
-                 \x20 publish: curl -X POST {base}/secapp/update -H 'App-name: security-team' -H 'Token: {token}' \
-                 -H 'Content-Type: application/json' -d '{{\"current_status\": 4}}'\n\
-                 \x20 poll:    curl {base}/secapp/update -H 'App-name: billing' -H 'Token: {token}'\n\
-                 \x20 docs:    {base}/docs\n",
+                 \x20 shared token: {token}\n\
+                 \x20 poll:         curl {base}/secapp/update -H 'App-name: billing' -H 'Token: {token}'\n",
                 path = path.display(),
             );
         }
-        TokenOrigin::Stored(path) => {
-            tracing::info!(token_file = %path.display(), "using the API token stored in the data dir");
+        Some((_, TokenOrigin::Stored(path))) => {
+            tracing::info!(token_file = %path.display(), "accepting the shared token stored in the data dir");
         }
-        TokenOrigin::Environment => {
-            tracing::info!("using the API token from {API_TOKEN_ENV}");
+        Some((_, TokenOrigin::Environment)) => {
+            tracing::info!("accepting the shared token from {API_TOKEN_ENV}");
         }
+        None => {}
     }
 }
 

@@ -9,7 +9,7 @@ use secapp_domain::Sighting;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::Principal;
+use crate::auth::AsViewer;
 use crate::error::ApiError;
 use crate::limits::Class;
 use crate::routes::poll::current_state;
@@ -45,11 +45,11 @@ pub struct ConsumersParams {
         (status = 400, description = "`missing_app_name`, `invalid_app_name` or `invalid_query`.", body = secapp_api::ErrorBody),
         (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
     ),
-    security(("token" = [])),
+    security(("token" = []), ("bearer" = [])),
 )]
 pub async fn consumers(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: AsViewer,
     query: Result<Query<ConsumersParams>, QueryRejection>,
 ) -> Result<Json<ConsumersAnswer>, ApiError> {
     state.limits.check(&principal.app, Class::Read)?;

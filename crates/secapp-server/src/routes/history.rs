@@ -9,7 +9,7 @@ use secapp_domain::AppName;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::Principal;
+use crate::auth::AsViewer;
 use crate::error::ApiError;
 use crate::limits::Class;
 use crate::routes::poll::parse_id;
@@ -63,11 +63,11 @@ pub struct HistoryParams {
         (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
         (status = 503, description = "`store_unavailable`.", body = secapp_api::ErrorBody),
     ),
-    security(("token" = [])),
+    security(("token" = []), ("bearer" = [])),
 )]
 pub async fn history(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: AsViewer,
     query: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<HistoryAnswer>, ApiError> {
     state.limits.check(&principal.app, Class::Read)?;
@@ -89,6 +89,7 @@ pub async fn history(
                 .received_at
                 .to_rfc3339_opts(SecondsFormat::Millis, true),
             source_address: entry.source,
+            token_id: entry.token_id,
             outcome: entry.outcome.as_str().to_owned(),
         })
         .collect();
@@ -98,17 +99,24 @@ pub async fn history(
     }))
 }
 
-fn parse(params: &HistoryParams) -> Result<HistoryQuery, ApiError> {
-    let bad = |what: &str| ApiError::InvalidQuery(what.to_owned());
-    let limit = match &params.limit {
-        None => DEFAULT_LIMIT,
+/// A page size: 1 to 1000, 100 when not given.
+pub(crate) fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
         Some(raw) => raw
             .trim()
             .parse::<u32>()
             .ok()
             .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| bad("limit must be an integer from 1 to 1000"))?,
-    };
+            .ok_or_else(|| {
+                ApiError::InvalidQuery("limit must be an integer from 1 to 1000".to_owned())
+            }),
+    }
+}
+
+fn parse(params: &HistoryParams) -> Result<HistoryQuery, ApiError> {
+    let bad = |what: &str| ApiError::InvalidQuery(what.to_owned());
+    let limit = parse_limit(params.limit.as_deref())?;
     let before = params
         .before
         .as_deref()

@@ -6,10 +6,13 @@
 //! - [`stream`]: `GET /secapp/stream`, server-sent events.
 //! - [`consumers`]: `GET /secapp/consumers`, who holds the current state.
 //! - [`history`]: `GET /secapp/history`, the audit history of publishes.
+//! - [`admin`]: `/admin/...`, applications, tokens, the admin audit and
+//!   refused authentications.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - `/openapi.json` and `/docs`: the OpenAPI 3.1 document generated from the
 //!   handlers' annotations, and Swagger UI served from assets in the binary.
 
+pub mod admin;
 pub mod consumers;
 pub mod health;
 pub mod history;
@@ -25,13 +28,13 @@ use axum::extract::Request;
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::http;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -47,7 +50,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
     info(
         title = "secapp",
         description = "Broadcasts one organisation-wide security criticality level to every application in a fleet. \
-            Authenticate with the `Token` header (use **Authorize**), and name your application in `App-name`.",
+            Authenticate with your application's token in the `Token` header or as `Authorization: Bearer` (use **Authorize**). \
+            `App-name` may be left out with an application's own token; when sent it must be that application. \
+            The shared compatibility token needs `App-name`.",
     ),
     paths(
         publish::publish,
@@ -55,6 +60,15 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
         stream::stream,
         consumers::consumers,
         history::history,
+        admin::list_apps,
+        admin::create_app,
+        admin::show_app,
+        admin::update_app,
+        admin::issue_token,
+        admin::list_tokens,
+        admin::revoke_token,
+        admin::audit,
+        admin::auth_failures,
         health::healthz,
         health::readyz
     ),
@@ -70,16 +84,30 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
         secapp_api::SightingView,
         secapp_api::HistoryAnswer,
         secapp_api::HistoryEntry,
+        secapp_api::admin::NewApp,
+        secapp_api::admin::AppPatch,
+        secapp_api::admin::AppView,
+        secapp_api::admin::AppsAnswer,
+        secapp_api::admin::NewToken,
+        secapp_api::admin::TokenView,
+        secapp_api::admin::IssuedToken,
+        secapp_api::admin::TokensAnswer,
+        secapp_api::admin::AuditEntry,
+        secapp_api::admin::AuditAnswer,
+        secapp_api::admin::AuthFailureView,
+        secapp_api::admin::AuthFailuresAnswer,
     )),
     modifiers(&TokenScheme),
     tags(
         (name = "criticality", description = "Publish and learn the criticality level."),
+        (name = "admin", description = "Applications, tokens and audits; needs the `admin` role."),
         (name = "operations", description = "Probes for orchestrators and load balancers."),
     ),
 )]
 pub struct ApiDoc;
 
-/// Declares the `Token` header as the API's security scheme.
+/// Declares the two ways to send a token: the `Token` header and
+/// `Authorization: Bearer`.
 struct TokenScheme;
 
 impl Modify for TokenScheme {
@@ -89,8 +117,12 @@ impl Modify for TokenScheme {
             "token",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 secapp_api::TOKEN_HEADER,
-                "The API token (printed at first start, stored in the data dir as `api-token`).",
+                "An application's token (the first admin token is printed at first start), or the shared compatibility token.",
             ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }
 }
@@ -127,6 +159,19 @@ pub fn router(state: AppState) -> Router {
         .route("/secapp/stream", get(stream::stream))
         .route("/secapp/consumers", get(consumers::consumers))
         .route("/secapp/history", get(history::history))
+        .route("/admin/apps", get(admin::list_apps).post(admin::create_app))
+        .route(
+            "/admin/apps/{name}",
+            get(admin::show_app).patch(admin::update_app),
+        )
+        .route(
+            "/admin/apps/{name}/tokens",
+            axum::routing::post(admin::issue_token),
+        )
+        .route("/admin/tokens", get(admin::list_tokens))
+        .route("/admin/tokens/{id}", delete(admin::revoke_token))
+        .route("/admin/audit", get(admin::audit))
+        .route("/admin/auth-failures", get(admin::auth_failures))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .method_not_allowed_fallback(method_not_allowed)

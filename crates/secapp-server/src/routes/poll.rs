@@ -27,7 +27,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::IntoParams;
 
-use crate::auth::Principal;
+use crate::auth::AsConsumer;
 use crate::error::ApiError;
 use crate::limits::Class;
 use crate::state::AppState;
@@ -148,12 +148,12 @@ impl Held {
         (status = 400, description = "`missing_app_name`, `invalid_app_name`, `invalid_after`, `invalid_wait`, `invalid_if_none_match` or `invalid_query`.", body = secapp_api::ErrorBody),
         (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
     ),
-    security(("token" = [])),
+    security(("token" = []), ("bearer" = [])),
 )]
 pub async fn poll(
     State(state): State<AppState>,
     method: Method,
-    principal: Principal,
+    principal: AsConsumer,
     if_none_match: IfNoneMatch,
     query: Result<Query<PollParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use secapp_api::{PublishAnswer, PublishRequest};
 use secapp_domain::ChangedAt;
 
-use crate::auth::{Principal, SourceAddress};
+use crate::auth::{AsPublisher, Principal, SourceAddress};
 use crate::error::ApiError;
 use crate::limits::Class;
 use crate::state::AppState;
@@ -44,18 +44,18 @@ use crate::store::{Idempotency, NewChange, Published};
         (status = 422, description = "`invalid_body` (missing field, wrong type), `level_out_of_range`, `invalid_change_at`, `change_at_in_future`, or `idempotency_key_reused` (the key was used for a different body).", body = secapp_api::ErrorBody),
         (status = 503, description = "`store_unavailable`: retry after the `Retry-After` seconds.", body = secapp_api::ErrorBody),
     ),
-    security(("token" = [])),
+    security(("token" = []), ("bearer" = [])),
 )]
 pub async fn publish(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: AsPublisher,
     source: SourceAddress,
     key: IdempotencyKey,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     state.limits.check(&principal.app, Class::Publish)?;
     let request: PublishRequest = serde_json::from_slice(&body?)?;
-    let mut change = validate(&state, principal, key, request)?;
+    let mut change = validate(&state, &principal, key, request)?;
     change.source = source.0.map(|ip| ip.to_string());
     let (level, changed_at, app) = (change.level, change.changed_at, change.published_by.clone());
     match state.hub.publish(change).await? {
@@ -117,7 +117,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 /// Turns a well-formed body into a change the domain accepts.
 fn validate(
     state: &AppState,
-    principal: Principal,
+    principal: &Principal,
     key: IdempotencyKey,
     request: PublishRequest,
 ) -> Result<NewChange, ApiError> {
@@ -141,9 +141,10 @@ fn validate(
     Ok(NewChange {
         level,
         changed_at,
-        published_by: principal.app,
+        published_by: principal.app.clone(),
         received_at: now,
         idempotency,
         source: None,
+        token_id: Some(principal.token_id.to_string()),
     })
 }

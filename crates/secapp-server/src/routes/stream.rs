@@ -18,7 +18,7 @@ use secapp_domain::{AppName, ChangeId, Head, Mode};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Principal;
+use crate::auth::AsConsumer;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::limits::Class;
@@ -48,11 +48,11 @@ use crate::streams::StreamPermit;
         (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
         (status = 429, description = "`too_many_streams`: a cap on open streams is reached; retry after `Retry-After` seconds.", body = secapp_api::ErrorBody),
     ),
-    security(("token" = [])),
+    security(("token" = []), ("bearer" = [])),
 )]
 pub async fn stream(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: AsConsumer,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.limits.check(&principal.app, Class::Read)?;
@@ -89,7 +89,7 @@ pub async fn stream(
     };
     let watcher = Watcher {
         hub: state.hub.clone(),
-        app: principal.app,
+        app: principal.0.app,
         changes,
         last_sent: first.as_ref().map(|head| head.change.id).or(last_event_id),
         pending: first,
@@ -171,6 +171,7 @@ mod tests {
             received_at: Utc::now(),
             idempotency: None,
             source: None,
+            token_id: None,
         };
         hub.publish(change).await.unwrap().recorded().unwrap().id
     }

@@ -30,6 +30,7 @@ fn change(level: i64, at: &str) -> NewChange {
         received_at: Utc::now(),
         idempotency: None,
         source: None,
+        token_id: None,
     }
 }
 

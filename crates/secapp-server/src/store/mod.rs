@@ -11,7 +11,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secapp_domain::{AppName, ChangeId, ChangedAt, Consumer, Head, Level, Outcome};
+use secapp_domain::{AppName, ChangeId, ChangedAt, Consumer, Head, Level, Outcome, Roles};
 
 /// A validated change about to be recorded.
 #[derive(Debug, Clone)]
@@ -28,6 +28,9 @@ pub struct NewChange {
     pub idempotency: Option<Idempotency>,
     /// The network address the publish came from, when known.
     pub source: Option<String>,
+    /// The id of the token it was published with (`shared` for the shared
+    /// compatibility token).
+    pub token_id: Option<String>,
 }
 
 /// Which part of the history to read, newest first.
@@ -60,6 +63,8 @@ pub struct HistoryEntry {
     pub received_at: DateTime<Utc>,
     /// Where it came from, when known.
     pub source: Option<String>,
+    /// The token it was published with, when known.
+    pub token_id: Option<String>,
     /// Whether it became the head, tied, or was older.
     pub outcome: Outcome,
 }
@@ -129,6 +134,106 @@ pub struct Snapshot {
     pub head: Option<Head>,
     /// Every consumer application's record.
     pub consumers: Vec<ConsumerRecord>,
+    /// Every registered application.
+    pub apps: Vec<AppRecord>,
+    /// Every token ever issued, revoked and expired ones included.
+    pub tokens: Vec<TokenRecord>,
+}
+
+/// A registered application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRecord {
+    /// Its name: the `App-name` its tokens speak for.
+    pub name: AppName,
+    /// What it may do.
+    pub roles: Roles,
+    /// What it is, for people.
+    pub description: Option<String>,
+    /// Who runs it, for people.
+    pub owner: Option<String>,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it was disabled, while it is.
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// An issued token. The token itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Its public id (`tok_…`), shown in lists and the history.
+    pub id: String,
+    /// The application it speaks for.
+    pub app: AppName,
+    /// SHA-256 of the token.
+    pub hash: [u8; 32],
+    /// A note, such as where it is deployed.
+    pub label: Option<String>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was last accepted (written back about once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A change to applications or tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessChange {
+    /// Registers a new application.
+    CreateApp(AppRecord),
+    /// Replaces an application's roles, description, owner or disabled time.
+    UpdateApp(AppRecord),
+    /// Records a new token.
+    IssueToken(TokenRecord),
+    /// Marks a token revoked.
+    RevokeToken {
+        /// The token.
+        id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// One admin action, as the audit keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Who did it: an application, or `secapp` for the server and the
+    /// offline command line.
+    pub actor: String,
+    /// The token the actor used, when there was one.
+    pub actor_token: Option<String>,
+    /// The network address the request came from, when known.
+    pub source: Option<String>,
+    /// What was done: `app.create`, `app.update`, `token.issue`, `token.revoke`.
+    pub action: String,
+    /// What it was done to: an application name or a token id.
+    pub target: String,
+    /// The fields it set, as a JSON object.
+    pub detail: String,
+}
+
+/// A stored [`AuditEvent`] with its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Increases with every event.
+    pub id: i64,
+    /// The event.
+    pub event: AuditEvent,
+}
+
+/// Which part of the admin audit to read, newest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// At most this many events.
+    pub limit: u32,
+    /// Only events with a smaller id.
+    pub before: Option<i64>,
 }
 
 /// A storage failure. Its text is for logs only; clients are told the store
@@ -162,6 +267,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reads the history of published changes, newest first.
     async fn history(&self, query: HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// Applies a change to applications or tokens and records its audit
+    /// event, both in one transaction.
+    async fn change_access(
+        &self,
+        change: AccessChange,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Reads the audit of admin actions, newest first.
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Writes back when tokens were last used; a time never moves back.
+    async fn save_token_usage(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError>;
 
     /// Answers when the store can serve requests.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -15,13 +15,14 @@ use chrono::{SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use secapp_domain::{
     AppName, Change, ChangeId, ChangedAt, Consumer, Cursor, Head, Knowledge, Ledger, Level, Mode,
-    Outcome, Sighting, Version,
+    Outcome, Roles, Sighting, Version,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ConsumerRecord, HistoryEntry, HistoryQuery, Idempotency, NewChange, Published, Recorded,
-    Snapshot, Store, StoreError,
+    AccessChange, AppRecord, AuditEvent, AuditQuery, AuditRecord, ConsumerRecord, HistoryEntry,
+    HistoryQuery, Idempotency, NewChange, Published, Recorded, Snapshot, Store, StoreError,
+    TokenRecord,
 };
 
 /// File name of the database inside the data dir.
@@ -61,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "change source",
         include_str!("../../migrations/sqlite/0004_change_source.sql"),
     ),
+    (
+        5,
+        "applications, tokens and admin audit",
+        include_str!("../../migrations/sqlite/0005_access.sql"),
+    ),
 ];
 
 /// How often expired idempotency keys are deleted.
@@ -73,6 +79,9 @@ enum Command {
     Publish(NewChange, Reply<Published>),
     SaveConsumers(Vec<ConsumerRecord>, Reply<()>),
     History(HistoryQuery, Reply<Vec<HistoryEntry>>),
+    ChangeAccess(AccessChange, AuditEvent, Reply<()>),
+    Audit(AuditQuery, Reply<Vec<AuditRecord>>),
+    SaveTokenUsage(Vec<(String, chrono::DateTime<Utc>)>, Reply<()>),
     Ping(Reply<()>),
     Close(Reply<()>),
 }
@@ -166,6 +175,29 @@ impl Store for SqliteStore {
         self.ask(|reply| Command::History(query, reply)).await
     }
 
+    async fn change_access(
+        &self,
+        change: AccessChange,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.ask(|reply| Command::ChangeAccess(change, audit, reply))
+            .await
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.ask(|reply| Command::Audit(query, reply)).await
+    }
+
+    async fn save_token_usage(
+        &self,
+        used: Vec<(String, chrono::DateTime<Utc>)>,
+    ) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.ask(|reply| Command::SaveTokenUsage(used, reply)).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.ask(Command::Ping).await
     }
@@ -223,6 +255,17 @@ impl Worker {
                 }
                 Command::History(query, reply) => {
                     let _ = reply.send(self.history(&query));
+                }
+                // Admin writes are rare: each has its own transaction.
+                Command::ChangeAccess(change, audit, reply) => {
+                    let _ =
+                        reply.send(change_access(&mut self.conn, &change, &audit).map_err(backend));
+                }
+                Command::Audit(query, reply) => {
+                    let _ = reply.send(self.audit(query));
+                }
+                Command::SaveTokenUsage(used, reply) => {
+                    let _ = reply.send(save_token_usage(&mut self.conn, &used).map_err(backend));
                 }
                 Command::Ping(reply) => {
                     let _ = reply.send(self.ping());
@@ -320,7 +363,125 @@ impl Worker {
         Ok(Snapshot {
             head: self.ledger.head().cloned(),
             consumers,
+            apps: self.apps()?,
+            tokens: self.tokens()?,
         })
+    }
+
+    fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT name, roles, description, owner, created_at, updated_at, disabled_at
+                 FROM apps ORDER BY name",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, Option<String>>(6)?,
+                ))
+            })
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (name, roles, description, owner, created_at, updated_at, disabled_at) =
+                row.map_err(backend)?;
+            let corrupt = |what: &str| StoreError::Corrupt(format!("app {name:?}: {what}"));
+            Ok(AppRecord {
+                name: AppName::parse(&name).map_err(|e| corrupt(&e.to_string()))?,
+                roles: Roles::from_stored(&roles).map_err(|e| corrupt(&e.to_string()))?,
+                description,
+                owner,
+                created_at: parse_instant(&created_at).map_err(|()| corrupt("bad created_at"))?,
+                updated_at: parse_instant(&updated_at).map_err(|()| corrupt("bad updated_at"))?,
+                disabled_at: parse_optional(disabled_at.as_deref())
+                    .map_err(|()| corrupt("bad disabled_at"))?,
+            })
+        })
+        .collect()
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT id, app_name, hash, label, created_at, expires_at, revoked_at, last_used_at
+                 FROM tokens ORDER BY created_at, id",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, Option<String>>(5)?,
+                    row.get::<_, Option<String>>(6)?,
+                    row.get::<_, Option<String>>(7)?,
+                ))
+            })
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (id, app, hash, label, created_at, expires_at, revoked_at, last_used_at) =
+                row.map_err(backend)?;
+            let corrupt = |what: &str| StoreError::Corrupt(format!("token {id}: {what}"));
+            Ok(TokenRecord {
+                app: AppName::parse(&app).map_err(|e| corrupt(&e.to_string()))?,
+                hash: hash.try_into().map_err(|_| corrupt("bad hash length"))?,
+                label,
+                created_at: parse_instant(&created_at).map_err(|()| corrupt("bad created_at"))?,
+                expires_at: parse_optional(expires_at.as_deref())
+                    .map_err(|()| corrupt("bad expires_at"))?,
+                revoked_at: parse_optional(revoked_at.as_deref())
+                    .map_err(|()| corrupt("bad revoked_at"))?,
+                last_used_at: parse_optional(last_used_at.as_deref())
+                    .map_err(|()| corrupt("bad last_used_at"))?,
+                id,
+            })
+        })
+        .collect()
+    }
+
+    fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT id, at, actor, actor_token, source_address, action, target, detail
+                 FROM admin_audit WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(params![query.before, query.limit], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    AuditEvent {
+                        at: Utc::now(),
+                        actor: row.get(2)?,
+                        actor_token: row.get(3)?,
+                        source: row.get(4)?,
+                        action: row.get(5)?,
+                        target: row.get(6)?,
+                        detail: row.get(7)?,
+                    },
+                ))
+            })
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (id, at, mut event) = row.map_err(backend)?;
+            event.at = parse_instant(&at)
+                .map_err(|()| StoreError::Corrupt(format!("audit event {id}: bad time")))?;
+            Ok(AuditRecord { id, event })
+        })
+        .collect()
     }
 
     fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -328,7 +489,8 @@ impl Worker {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT id, level, changed_at, published_by, received_at, source_address, outcome
+                "SELECT id, level, changed_at, published_by, received_at, source_address, outcome,
+                        token_id
                  FROM changes
                  WHERE (?1 IS NULL OR id < ?1)
                    AND (?2 IS NULL OR published_by = ?2)
@@ -356,12 +518,13 @@ impl Worker {
                         row.get::<_, String>(4)?,
                         row.get::<_, Option<String>>(5)?,
                         row.get::<_, String>(6)?,
+                        row.get::<_, Option<String>>(7)?,
                     ))
                 },
             )
             .map_err(backend)?;
         rows.map(|row| {
-            let (id, level, changed_at, published_by, received_at, source, outcome) =
+            let (id, level, changed_at, published_by, received_at, source, outcome, token_id) =
                 row.map_err(backend)?;
             let corrupt = |what: &str| StoreError::Corrupt(format!("change {id}: {what}"));
             Ok(HistoryEntry {
@@ -372,6 +535,7 @@ impl Worker {
                 received_at: parse_instant(&received_at)
                     .map_err(|()| corrupt("bad received_at"))?,
                 source,
+                token_id,
                 outcome: Outcome::from_stored(&outcome).ok_or_else(|| corrupt("bad outcome"))?,
             })
         })
@@ -465,8 +629,8 @@ fn insert_change(
     let id: i64 = tx
         .prepare_cached(
             "INSERT INTO changes (level, changed_at, published_by, received_at, outcome, head_version,
-                                  source_address)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                                  source_address, token_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         )?
         .query_row(
             params![
@@ -477,6 +641,7 @@ fn insert_change(
                 outcome.as_str(),
                 head_version,
                 change.source,
+                change.token_id,
             ],
             |row| row.get(0),
         )?;
@@ -508,6 +673,97 @@ fn insert_change(
         outcome,
         head,
     }))
+}
+
+fn change_access(
+    conn: &mut Connection,
+    change: &AccessChange,
+    audit: &AuditEvent,
+) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    let changed = match change {
+        AccessChange::CreateApp(app) => tx.execute(
+            "INSERT INTO apps (name, roles, description, owner, created_at, updated_at, disabled_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                app.name.as_str(),
+                app.roles.to_stored(),
+                app.description,
+                app.owner,
+                rfc3339(app.created_at),
+                rfc3339(app.updated_at),
+                app.disabled_at.map(rfc3339),
+            ],
+        )?,
+        AccessChange::UpdateApp(app) => tx.execute(
+            "UPDATE apps SET roles = ?2, description = ?3, owner = ?4, updated_at = ?5,
+                             disabled_at = ?6
+             WHERE name = ?1",
+            params![
+                app.name.as_str(),
+                app.roles.to_stored(),
+                app.description,
+                app.owner,
+                rfc3339(app.updated_at),
+                app.disabled_at.map(rfc3339),
+            ],
+        )?,
+        AccessChange::IssueToken(token) => tx.execute(
+            "INSERT INTO tokens (id, app_name, hash, label, created_at, expires_at, revoked_at,
+                                 last_used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                token.id,
+                token.app.as_str(),
+                &token.hash[..],
+                token.label,
+                rfc3339(token.created_at),
+                token.expires_at.map(rfc3339),
+                token.revoked_at.map(rfc3339),
+                token.last_used_at.map(rfc3339),
+            ],
+        )?,
+        AccessChange::RevokeToken { id, at } => tx.execute(
+            "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
+            params![id, rfc3339(*at)],
+        )?,
+    };
+    if changed != 1 {
+        // The caller checked that the target exists; not finding it means
+        // memory and database disagree, and nothing must be half-done.
+        return Err(rusqlite::Error::QueryReturnedNoRows);
+    }
+    tx.execute(
+        "INSERT INTO admin_audit (at, actor, actor_token, source_address, action, target, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            rfc3339(audit.at),
+            audit.actor,
+            audit.actor_token,
+            audit.source,
+            audit.action,
+            audit.target,
+            audit.detail,
+        ],
+    )?;
+    tx.commit()
+}
+
+fn save_token_usage(
+    conn: &mut Connection,
+    used: &[(String, chrono::DateTime<Utc>)],
+) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    {
+        let mut update = tx.prepare_cached(
+            "UPDATE tokens SET last_used_at = ?2
+             WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+        )?;
+        for (id, at) in used {
+            update.execute(params![id, rfc3339(*at)])?;
+        }
+    }
+    tx.commit()
 }
 
 /// What an earlier use of the same key within its window decides: a replay
@@ -742,6 +998,10 @@ fn parse_instant(text: &str) -> Result<chrono::DateTime<Utc>, ()> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|at| at.with_timezone(&Utc))
         .map_err(|_| ())
+}
+
+fn parse_optional(text: Option<&str>) -> Result<Option<chrono::DateTime<Utc>>, ()> {
+    text.map(parse_instant).transpose()
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {

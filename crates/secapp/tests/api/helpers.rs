@@ -23,6 +23,8 @@ pub const TOKEN: &str = "test-token-0123456789abcdef";
 pub struct TestApp {
     pub base: String,
     pub client: Client,
+    /// A token of `admin`, the application registered at first start.
+    pub admin_token: String,
     pub data_dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), secapp_server::ServerError>>>,
@@ -52,6 +54,25 @@ pub async fn spawn_app_in(
     config.rate_limits.read_per_second = 0;
     adjust(&mut config);
     let server = Server::open(config).await.expect("open server");
+    let admin_token = match server.first_admin() {
+        Some(issued) => issued.token.clone(),
+        // A restart: `admin` exists, and its first token was only shown at
+        // first start. Issue another through the registry, as the offline
+        // command line would.
+        None => {
+            server
+                .access()
+                .issue_token(
+                    &secapp_server::access::Actor::server(),
+                    secapp_server::access::FIRST_ADMIN_APP,
+                    secapp_api::admin::NewToken::default(),
+                    chrono::Utc::now(),
+                )
+                .await
+                .expect("an admin token after a restart")
+                .token
+        }
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -63,6 +84,7 @@ pub async fn spawn_app_in(
     TestApp {
         base: format!("http://{addr}"),
         client: Client::new(),
+        admin_token,
         data_dir,
         stop: Some(stop),
         task: Some(task),
@@ -97,6 +119,54 @@ impl TestApp {
             .request(method, self.url(path))
             .header(APP_NAME_HEADER, name)
             .header(TOKEN_HEADER, TOKEN)
+    }
+
+    /// A request to `path` with the first admin token, as
+    /// `Authorization: Bearer`.
+    pub fn as_admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin_token)
+    }
+
+    /// A request to `path` with `token`, as `Authorization: Bearer`.
+    pub fn with_token(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    /// Registers `name` with `roles` and issues a token; returns the token.
+    pub async fn register(&self, name: &str, roles: &[&str]) -> String {
+        let (status, body) = status_and_json(
+            self.as_admin(reqwest::Method::POST, "/admin/apps")
+                .json(&serde_json::json!({"name": name, "roles": roles}))
+                .send()
+                .await
+                .expect("register"),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        self.issue_token(name, serde_json::json!({})).await
+    }
+
+    /// Issues a token for `app` with the given request body.
+    pub async fn issue_token(&self, app: &str, request: Value) -> String {
+        let (status, body) = status_and_json(
+            self.as_admin(reqwest::Method::POST, &format!("/admin/apps/{app}/tokens"))
+                .json(&request)
+                .send()
+                .await
+                .expect("issue token"),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().expect("token").to_owned()
     }
 
     pub fn api(&self) -> Api {

@@ -6,11 +6,7 @@ use crate::helpers::{TestApp, spawn_app, status_and_json};
 
 async fn history(app: &TestApp, query: &str) -> (u16, Value) {
     let response = app
-        .request_as(
-            reqwest::Method::GET,
-            &format!("/secapp/history{query}"),
-            "auditor",
-        )
+        .as_admin(reqwest::Method::GET, &format!("/secapp/history{query}"))
         .send()
         .await
         .unwrap();

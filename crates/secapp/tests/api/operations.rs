@@ -103,19 +103,96 @@ async fn swagger_ui_is_served_from_the_binary() {
     }
 }
 
+/// The word after `label` on a printed line.
+fn printed_value(lines: &[String], label: &str) -> Option<String> {
+    lines.iter().find_map(|line| {
+        line.trim()
+            .strip_prefix(label)
+            .map(|rest| rest.trim().to_owned())
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_start_prints_a_private_token_once() {
+async fn the_first_start_prints_an_admin_token_once_and_keeps_only_its_hash() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = ServerProcess::start(&data, &[]);
     let printed = server.stdout_lines.join("\n");
+    let token = printed_value(&server.stdout_lines, "admin token:")
+        .unwrap_or_else(|| panic!("no admin token printed: {printed}"));
+    assert!(
+        token.starts_with("secapp_") && token.len() == 7 + 64,
+        "{token}"
+    );
+    assert!(
+        printed.contains("secapp apps add") && printed.contains("/docs"),
+        "{printed}"
+    );
+    assert!(
+        !data.join("api-token").exists(),
+        "a new data dir gets no shared token"
+    );
+    let client = reqwest::Client::new();
+    let base = server.base();
+    let (status, apps) = status_and_json(
+        client
+            .get(format!("{base}/admin/apps"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{apps}");
+    assert_eq!(apps["apps"][0]["name"], "admin");
+    assert_eq!(apps["apps"][0]["roles"], serde_json::json!(["admin"]));
+    assert_eq!(server.terminate(), Some(0));
+
+    let server = ServerProcess::start(&data, &[]);
+    assert!(
+        !server.stdout_lines.join("\n").contains(&token),
+        "the token is shown only once"
+    );
+    let response = client
+        .get(format!("{}/admin/apps", server.base()))
+        .header("Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the token outlives a restart");
+    assert_eq!(server.terminate(), Some(0));
+    assert_no_file_holds(&data, &token);
+}
+
+/// Reads every file in the data dir (database, WAL, lock) byte by byte.
+fn assert_no_file_holds(data: &std::path::Path, token: &str) {
+    let secret = token.strip_prefix("secapp_").unwrap_or(token);
+    let mut read = 0;
+    for entry in std::fs::read_dir(data).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        read += 1;
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{} holds a plaintext token",
+            path.display()
+        );
+    }
+    assert!(read >= 2, "the database was read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_token_mode_generates_a_private_token_and_auto_keeps_it_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&data, &[("SECAPP_SHARED_TOKEN", "on")]);
     let token = std::fs::read_to_string(data.join("api-token")).unwrap();
     let token = token.trim().to_owned();
     assert!(token.len() >= 32, "at least 128 bits in hex");
-    assert!(printed.contains(&token), "the token is printed: {printed}");
+    let printed = server.stdout_lines.join("\n");
     assert!(
-        printed.contains("curl") && printed.contains("/docs"),
-        "{printed}"
+        printed.contains(&token),
+        "the shared token is printed: {printed}"
     );
     let mode = std::fs::metadata(data.join("api-token"))
         .unwrap()
@@ -124,20 +201,23 @@ async fn the_first_start_prints_a_private_token_once() {
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(server.terminate(), Some(0));
 
+    // `auto` (the default) keeps accepting it: this is how an installation
+    // from before per-application tokens upgrades without breaking clients.
     let server = ServerProcess::start(&data, &[]);
-    assert!(
-        !server.stdout_lines.join("\n").contains(&token),
-        "the token is shown only once"
-    );
-    let client = reqwest::Client::new();
-    let base = server.base();
-    let api = Api::new(client, &base, &token);
+    assert!(!server.stdout_lines.join("\n").contains(&token));
+    let api = Api::new(reqwest::Client::new(), &server.base(), &token);
     assert_eq!(api.poll("billing").await, (200, serde_json::json!({})));
     let wrong = Api {
         token: "not-the-token".into(),
         ..api.clone()
     };
     assert_eq!(wrong.poll("billing").await.0, 401);
+    assert_eq!(server.terminate(), Some(0));
+
+    // Switched off, the same token is refused.
+    let server = ServerProcess::start(&data, &[("SECAPP_SHARED_TOKEN", "off")]);
+    let api = Api::new(reqwest::Client::new(), &server.base(), &token);
+    assert_eq!(api.poll("billing").await.0, 401);
     assert_eq!(server.terminate(), Some(0));
 }
 

@@ -554,7 +554,7 @@ async fn the_consumer_report_says_who_holds_the_current_state() {
     let report = consumers(&app, "").await;
     assert_eq!(report["consumers"].as_array().unwrap().len(), 4);
     let (status, body) = status_and_json(
-        app.request_as(reqwest::Method::GET, "/secapp/consumers?behind=maybe", "x")
+        app.as_admin(reqwest::Method::GET, "/secapp/consumers?behind=maybe")
             .send()
             .await
             .unwrap(),
@@ -568,11 +568,7 @@ async fn the_consumer_report_says_who_holds_the_current_state() {
 
 async fn consumers(app: &TestApp, query: &str) -> Value {
     let response = app
-        .request_as(
-            reqwest::Method::GET,
-            &format!("/secapp/consumers{query}"),
-            "security",
-        )
+        .as_admin(reqwest::Method::GET, &format!("/secapp/consumers{query}"))
         .send()
         .await
         .unwrap();
