@@ -25,7 +25,7 @@ use secapp_api::{APP_NAME_HEADER, TOKEN_HEADER};
 use secapp_domain::{AppName, AppNameError, Role, Roles};
 
 use crate::access::failures::Failure;
-use crate::access::{Authenticated, Refused, SHARED_TOKEN_ID};
+use crate::access::{Authenticated, Refused, SHARED_TOKEN_ID, TokenUse};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -43,6 +43,8 @@ pub struct Principal {
     pub roles: Roles,
     /// The id of the token it used ([`SHARED_TOKEN_ID`] for the shared one).
     pub token_id: Arc<str>,
+    /// The registered token it used, `None` for the shared one.
+    pub token: Option<TokenUse>,
 }
 
 /// Which roles admit a caller to an endpoint: any one of them suffices.
@@ -109,6 +111,9 @@ impl<N: Need + Send + Sync> FromRequestParts<AppState> for Authorized<N> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let admitted = identify(parts, state).and_then(|principal| {
             if principal.roles.any_of(N::ROLES) {
+                if let Some(token) = &principal.token {
+                    token.record(state.clock.now());
+                }
                 Ok(principal)
             } else {
                 Err(ApiError::MissingRole {
@@ -154,6 +159,7 @@ fn identify(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
                 app,
                 roles: SHARED_TOKEN_ROLES,
                 token_id: SHARED_ID.clone(),
+                token: None,
             })
         }
         Authenticated::App { app, roles, token } => {
@@ -168,7 +174,8 @@ fn identify(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
             Ok(Principal {
                 app,
                 roles,
-                token_id: token,
+                token_id: token.id().clone(),
+                token: Some(token),
             })
         }
     }

@@ -58,10 +58,42 @@ pub enum Authenticated {
         app: AppName,
         /// Its roles.
         roles: Roles,
-        /// The token's id.
-        token: Arc<str>,
+        /// The token, to record its use once the request is admitted.
+        token: TokenUse,
     },
 }
+
+/// A handle on an accepted token: its id, and where its last use is noted.
+#[derive(Clone)]
+pub struct TokenUse(Arc<TokenEntry>);
+
+impl TokenUse {
+    /// The token's id.
+    #[must_use]
+    pub fn id(&self) -> &Arc<str> {
+        &self.0.id
+    }
+
+    /// Notes that the token was used at `now`: called only for admitted
+    /// requests, so a refusal changes nothing.
+    pub fn record(&self, now: DateTime<Utc>) {
+        self.0.used.fetch_max(now.timestamp(), Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for TokenUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TokenUse").field(&self.0.id).finish()
+    }
+}
+
+impl PartialEq for TokenUse {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for TokenUse {}
 
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +190,16 @@ impl TokenEntry {
         in_memory.max(self.record.last_used_at)
     }
 
+    /// The same token with a changed record, keeping its use times.
+    fn with_record(&self, record: TokenRecord) -> Self {
+        Self {
+            id: self.id.clone(),
+            record,
+            used: AtomicI64::new(self.used.load(Ordering::Relaxed)),
+            saved: AtomicI64::new(self.saved.load(Ordering::Relaxed)),
+        }
+    }
+
     fn live(&self, now: DateTime<Utc>) -> bool {
         self.record.revoked_at.is_none() && self.record.expires_at.is_none_or(|at| at > now)
     }
@@ -166,8 +208,9 @@ impl TokenEntry {
 #[derive(Default)]
 struct Registry {
     apps: BTreeMap<String, AppRecord>,
-    /// By token id.
-    tokens: BTreeMap<String, TokenEntry>,
+    /// By token id. Entries are shared with [`TokenUse`] handles and never
+    /// changed in place: a change replaces the entry.
+    tokens: BTreeMap<String, Arc<TokenEntry>>,
     /// Token id by hash.
     by_hash: HashMap<[u8; 32], String>,
 }
@@ -176,7 +219,7 @@ impl Registry {
     fn insert_token(&mut self, record: TokenRecord) {
         self.by_hash.insert(record.hash, record.id.clone());
         self.tokens
-            .insert(record.id.clone(), TokenEntry::new(record));
+            .insert(record.id.clone(), Arc::new(TokenEntry::new(record)));
     }
 
     fn apply(&mut self, change: AccessChange) {
@@ -187,7 +230,9 @@ impl Registry {
             AccessChange::IssueToken(token) => self.insert_token(token),
             AccessChange::RevokeToken { id, at } => {
                 if let Some(entry) = self.tokens.get_mut(&id) {
-                    entry.record.revoked_at.get_or_insert(at);
+                    let mut record = entry.record.clone();
+                    record.revoked_at.get_or_insert(at);
+                    *entry = Arc::new(entry.with_record(record));
                 }
             }
         }
@@ -196,6 +241,7 @@ impl Registry {
     fn tokens_of<'a>(&'a self, app: &'a str) -> impl Iterator<Item = &'a TokenEntry> + 'a {
         self.tokens
             .values()
+            .map(|entry| &**entry)
             .filter(move |entry| entry.record.app.as_str() == app)
     }
 
@@ -320,11 +366,10 @@ impl Access {
         if app.disabled_at.is_some() {
             return Err(Refused::Disabled);
         }
-        entry.used.fetch_max(now.timestamp(), Ordering::Relaxed);
         Ok(Authenticated::App {
             app: app.name.clone(),
             roles: app.roles,
-            token: entry.id.clone(),
+            token: TokenUse(entry.clone()),
         })
     }
 
@@ -382,6 +427,7 @@ impl Access {
         let mut tokens: Vec<&TokenEntry> = registry
             .tokens
             .values()
+            .map(|entry| &**entry)
             .filter(|entry| app.is_none_or(|app| entry.record.app.as_str() == app))
             .collect();
         tokens.sort_by_key(|entry| entry.record.created_at);
@@ -584,15 +630,31 @@ impl Access {
         Ok(views::token(entry, now))
     }
 
-    /// At first start (no application registered yet): registers the
-    /// [`FIRST_ADMIN_APP`] application with the admin role and issues its
-    /// token, to print once. `None` when applications exist.
+    /// At first start (no application holds the admin role yet): registers
+    /// the [`FIRST_ADMIN_APP`] application with the admin role and issues its
+    /// token, to print once. `None` when an admin application exists, or
+    /// when the name is taken by an application without the role (then
+    /// the offline command line must grant it).
     ///
     /// # Errors
     /// [`AccessError`] when the store fails.
     pub async fn bootstrap(&self, now: DateTime<Utc>) -> Result<Option<IssuedToken>, AccessError> {
-        if self.has_apps() {
-            return Ok(None);
+        {
+            let registry = self.read();
+            if registry
+                .apps
+                .values()
+                .any(|app| app.roles.contains(Role::Admin))
+            {
+                return Ok(None);
+            }
+            if registry.apps.contains_key(FIRST_ADMIN_APP) {
+                tracing::warn!(
+                    "no application has the admin role and `{FIRST_ADMIN_APP}` is taken: grant the role with \
+                     `secapp apps update <name> --role admin` on the stopped server's data dir"
+                );
+                return Ok(None);
+            }
         }
         let actor = Actor::server();
         let app = NewApp {

@@ -60,7 +60,7 @@ async fn an_issued_token_authenticates_as_its_app_until_revoked() {
         Authenticated::App { app, roles, token } => {
             assert_eq!(app.as_str(), "billing");
             assert_eq!(roles, Roles::of(&[Role::Consume]));
-            assert_eq!(&*token, issued.details.id);
+            assert_eq!(&**token.id(), issued.details.id);
         }
         Authenticated::Shared => panic!("not the shared token"),
     }
@@ -156,9 +156,11 @@ async fn the_registry_survives_a_reopen_with_hashes_only() {
     let (store, access) = open(&dir, None).await;
     let first = access.bootstrap(now).await.unwrap().expect("first start");
     assert!(access.bootstrap(now).await.unwrap().is_none());
-    access
-        .authenticate(first.token.as_bytes(), now + Duration::minutes(3))
-        .unwrap();
+    let later = now + Duration::minutes(3);
+    match access.authenticate(first.token.as_bytes(), later) {
+        Ok(Authenticated::App { token, .. }) => token.record(later),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(access.flush_usage().await.unwrap(), 1);
     assert_eq!(access.flush_usage().await.unwrap(), 0);
     store.close().await.unwrap();

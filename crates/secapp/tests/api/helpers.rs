@@ -152,11 +152,12 @@ impl TestApp {
         )
         .await;
         assert_eq!(status, 201, "{body}");
-        self.issue_token(name, serde_json::json!({})).await
+        self.issue_token(name, serde_json::json!({})).await.0
     }
 
-    /// Issues a token for `app` with the given request body.
-    pub async fn issue_token(&self, app: &str, request: Value) -> String {
+    /// Issues a token for `app` with the given request body; returns the
+    /// token and its id.
+    pub async fn issue_token(&self, app: &str, request: Value) -> (String, String) {
         let (status, body) = status_and_json(
             self.as_admin(reqwest::Method::POST, &format!("/admin/apps/{app}/tokens"))
                 .json(&request)
@@ -166,7 +167,24 @@ impl TestApp {
         )
         .await;
         assert_eq!(status, 201, "{body}");
-        body["token"].as_str().expect("token").to_owned()
+        let field = |name: &str| body[name].as_str().expect(name).to_owned();
+        (field("token"), field("id"))
+    }
+
+    /// Revokes the token with this id.
+    pub async fn revoke(&self, id: &str) {
+        let (status, body) = status_and_json(
+            self.as_admin(reqwest::Method::DELETE, &format!("/admin/tokens/{id}"))
+                .send()
+                .await
+                .expect("revoke"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("revoked")),
+            "{body}"
+        );
     }
 
     pub fn api(&self) -> Api {
