@@ -13,7 +13,10 @@ use secapp_domain::{
     Version,
 };
 
-use super::{ConsumerRecord, HistoryQuery, Idempotency, NewChange, Published, Store, StoreError};
+use super::{
+    AccessChange, AppRecord, AuditEvent, AuditQuery, ConsumerRecord, HistoryQuery, Idempotency,
+    NewChange, Published, Store, StoreError, TokenRecord,
+};
 
 /// Opens one database, fresh at first, the same one on every later call.
 #[async_trait]
@@ -299,6 +302,147 @@ pub async fn honours_idempotency_keys(backend: &dyn Backend) {
     store.close().await.unwrap();
 }
 
+fn audit_event(action: &str, target: &str) -> AuditEvent {
+    AuditEvent {
+        at: now_micros(),
+        actor: "admin".into(),
+        actor_token: Some("tok_0001".into()),
+        source: Some("10.0.0.9".into()),
+        action: action.into(),
+        target: target.into(),
+        detail: r#"{"k":"v"}"#.into(),
+    }
+}
+
+/// Applications and tokens survive a reopen exactly as written, each change
+/// with its audit event; a change to something missing records nothing;
+/// last-used times never move back; the token id of a publish is kept.
+pub async fn keeps_applications_tokens_and_their_audit(backend: &dyn Backend) {
+    use secapp_domain::{Role, Roles};
+    let store = backend.open().await;
+    let created = now_micros();
+    let app = AppRecord {
+        name: AppName::parse("billing").unwrap(),
+        roles: Roles::of(&[Role::Consume, Role::Viewer]),
+        description: Some("Invoices".into()),
+        owner: None,
+        created_at: created,
+        updated_at: created,
+        disabled_at: None,
+    };
+    let token = TokenRecord {
+        id: "tok_0002".into(),
+        app: app.name.clone(),
+        hash: [7; 32],
+        label: Some("prod".into()),
+        created_at: created,
+        expires_at: Some(created + chrono::Duration::days(30)),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    store
+        .change_access(
+            AccessChange::CreateApp(app.clone()),
+            audit_event("app.create", "billing"),
+        )
+        .await
+        .unwrap();
+    store
+        .change_access(
+            AccessChange::IssueToken(token.clone()),
+            audit_event("token.issue", "tok_0002"),
+        )
+        .await
+        .unwrap();
+    let disabled = AppRecord {
+        disabled_at: Some(created),
+        ..app.clone()
+    };
+    store
+        .change_access(
+            AccessChange::UpdateApp(disabled.clone()),
+            audit_event("app.update", "billing"),
+        )
+        .await
+        .unwrap();
+    let missing = store
+        .change_access(
+            AccessChange::RevokeToken {
+                id: "tok_none".into(),
+                at: created,
+            },
+            audit_event("token.revoke", "tok_none"),
+        )
+        .await;
+    assert!(missing.is_err(), "revoking an unknown token must fail");
+    let used = created + chrono::Duration::minutes(5);
+    store
+        .save_token_usage(vec![("tok_0002".into(), used)])
+        .await
+        .unwrap();
+    store
+        .save_token_usage(vec![("tok_0002".into(), created)])
+        .await
+        .unwrap();
+    let change = NewChange {
+        token_id: Some("tok_0002".into()),
+        ..change(3, "2026-03-01T12:00:00Z")
+    };
+    store.publish(change).await.unwrap();
+    store.close().await.unwrap();
+
+    let store = backend.open().await;
+    let snapshot = store.snapshot().await.unwrap();
+    assert_eq!(snapshot.apps, vec![disabled]);
+    assert_eq!(
+        snapshot.tokens,
+        vec![TokenRecord {
+            last_used_at: Some(used),
+            ..token
+        }]
+    );
+    let audit = store
+        .audit(AuditQuery {
+            limit: 10,
+            before: None,
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|r| r.event.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["app.update", "token.issue", "app.create"],
+        "newest first, no failed change"
+    );
+    assert_eq!(
+        audit[2].event,
+        audit_event("app.create", "billing").with_at(audit[2].event.at)
+    );
+    let older = store
+        .audit(AuditQuery {
+            limit: 10,
+            before: Some(audit[0].id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 2);
+    let history = store
+        .history(HistoryQuery {
+            limit: 1,
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(history[0].token_id.as_deref(), Some("tok_0002"));
+    store.close().await.unwrap();
+}
+
+impl AuditEvent {
+    fn with_at(self, at: chrono::DateTime<Utc>) -> Self {
+        Self { at, ..self }
+    }
+}
+
 /// Every publish is in the history, newest first, with who, from where,
 /// when and what it did; paging and filters narrow it.
 pub async fn keeps_the_history(backend: &dyn Backend) {
@@ -414,6 +558,7 @@ macro_rules! conformance_tests {
             concurrent_publishes_are_serialised,
             honours_idempotency_keys,
             keeps_the_history,
+            keeps_applications_tokens_and_their_audit,
             refuses_work_after_close,
         );
     };

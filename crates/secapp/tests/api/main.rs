@@ -6,6 +6,7 @@
 
 mod access;
 mod bad_input;
+mod cli;
 mod contract;
 mod delivery;
 mod durability;
