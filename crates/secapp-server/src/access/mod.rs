@@ -74,6 +74,12 @@ impl TokenUse {
         &self.0.id
     }
 
+    /// When the token stops working, if ever.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.record.expires_at
+    }
+
     /// Notes that the token was used at `now`: called only for admitted
     /// requests, so a refusal changes nothing.
     pub fn record(&self, now: DateTime<Utc>) {
@@ -276,6 +282,9 @@ pub struct Access {
     writes: tokio::sync::Mutex<()>,
     shared: Option<ApiToken>,
     guard_last_admin: bool,
+    /// Bumped after every change, so holders of long requests (streams)
+    /// re-check that they are still admitted.
+    revision: tokio::sync::watch::Sender<u64>,
     /// Refused authentications.
     pub failures: AuthFailures,
 }
@@ -303,6 +312,7 @@ impl Access {
             writes: tokio::sync::Mutex::new(()),
             shared,
             guard_last_admin: true,
+            revision: tokio::sync::watch::Sender::new(0),
             failures: AuthFailures::default(),
         }
     }
@@ -371,6 +381,37 @@ impl Access {
             roles: app.roles,
             token: TokenUse(entry.clone()),
         })
+    }
+
+    /// Wakes whenever applications or tokens change.
+    #[must_use]
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// Whether a caller admitted earlier would still be: its token (`None`
+    /// for the shared one) live, its application enabled and holding
+    /// `role`; for the shared token, `app` still unregistered.
+    #[must_use]
+    pub fn still_admits(
+        &self,
+        token: Option<&str>,
+        app: &AppName,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let registry = self.read();
+        let Some(token) = token else {
+            return self.shared.is_some() && !registry.apps.contains_key(app.as_str());
+        };
+        let Some(entry) = registry.tokens.get(token) else {
+            return false;
+        };
+        entry.live(now)
+            && registry
+                .apps
+                .get(app.as_str())
+                .is_some_and(|record| record.disabled_at.is_none() && record.roles.contains(role))
     }
 
     /// Whether `app` is registered (the shared token may not speak for it).
@@ -740,6 +781,7 @@ impl Access {
         };
         self.store.change_access(change.clone(), event).await?;
         self.write().apply(change);
+        self.revision.send_modify(|revision| *revision += 1);
         Ok(())
     }
 }

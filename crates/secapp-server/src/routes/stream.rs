@@ -14,10 +14,11 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use secapp_domain::{AppName, ChangeId, Head, Mode};
+use secapp_domain::{AppName, ChangeId, Head, Mode, Role};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Access, TokenUse};
 use crate::auth::AsConsumer;
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -95,6 +96,10 @@ pub async fn stream(
         pending: first,
         shutdown: state.shutdown.clone(),
         clock: state.clock.clone(),
+        access_changes: state.access.changes(),
+        access: state.access.clone(),
+        token: principal.0.token.as_ref().map(|token| token.id().clone()),
+        expires_at: principal.0.token.as_ref().and_then(TokenUse::expires_at),
         _permit: permit,
     };
     let keep_alive = KeepAlive::new().interval(state.heartbeat).text("heartbeat");
@@ -114,6 +119,14 @@ struct Watcher {
     pending: Option<Arc<Head>>,
     shutdown: CancellationToken,
     clock: Arc<dyn crate::clock::Clock>,
+    /// The registry, to end the stream once its caller is no longer
+    /// admitted (token revoked or expired, application disabled or without
+    /// the consume role, or a shared-token name registered).
+    access: Arc<Access>,
+    access_changes: watch::Receiver<u64>,
+    /// The registered token used, `None` for the shared one.
+    token: Option<Arc<str>>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Keeps this stream's place under the caps until the stream is dropped.
     _permit: StreamPermit,
 }
@@ -139,9 +152,40 @@ fn events(watcher: Watcher) -> impl Stream<Item = Result<Event, Infallible>> {
                     }
                 }
                 () = watcher.shutdown.cancelled() => return None,
+                changed = watcher.access_changes.changed() => {
+                    if changed.is_err() || !watcher.admitted() {
+                        return None;
+                    }
+                }
+                () = until(watcher.expires_at, watcher.clock.now()) => return None,
             }
         }
     })
+}
+
+impl Watcher {
+    fn admitted(&self) -> bool {
+        self.access.still_admits(
+            self.token.as_deref(),
+            &self.app,
+            Role::Consume,
+            self.clock.now(),
+        )
+    }
+}
+
+/// Completes at `deadline`; never when there is none.
+async fn until(
+    deadline: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    match deadline {
+        Some(deadline) => {
+            let left = (deadline - now).to_std().unwrap_or_default();
+            tokio::time::sleep(left).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn event(head: &Head) -> Event {
@@ -182,6 +226,8 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let hub = Arc::new(Hub::new(store.clone(), store.snapshot().await.unwrap()));
         let app = AppName::parse("slow").unwrap();
+        let shared = crate::token::ApiToken::new("shared".into());
+        let access = Arc::new(Access::new(store.clone(), vec![], vec![], shared));
         let watcher = Watcher {
             hub: hub.clone(),
             app: app.clone(),
@@ -190,6 +236,10 @@ mod tests {
             pending: None,
             shutdown: CancellationToken::new(),
             clock: Arc::new(SystemClock),
+            access_changes: access.changes(),
+            access,
+            token: None,
+            expires_at: None,
             _permit: Arc::new(StreamLimits::new(1, 1)).acquire(&app).unwrap(),
         };
         let mut events = Box::pin(events(watcher));

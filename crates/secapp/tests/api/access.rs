@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TOKEN, TestApp, spawn_app, status_and_json};
+use crate::helpers::{Sse, SseReader, TOKEN, TestApp, spawn_app, spawn_app_with, status_and_json};
 
 /// Everything a refusal must leave unchanged, read with the admin token.
 /// Last-used times are left out: they move with the admin's own reads.
@@ -570,4 +570,98 @@ async fn admin_actions_are_audited_with_actor_token_and_source() {
         after["events"][0]["id"], events[0]["id"],
         "no refusal was audited"
     );
+}
+
+/// Opens a stream with `token` (and `App-name` when given) and reads the
+/// first event.
+async fn open_stream(app: &TestApp, token: &str, name: Option<&str>) -> SseReader {
+    let mut request = app
+        .client
+        .get(app.url("/secapp/stream"))
+        .header("Token", token);
+    if let Some(name) = name {
+        request = request.header("App-name", name);
+    }
+    let mut reader = SseReader::new(request.send().await.unwrap());
+    reader
+        .next_event(PATIENCE)
+        .await
+        .expect("the current state");
+    reader
+}
+
+/// Reads until the stream ends; panics if it does not within `PATIENCE`.
+async fn ends(reader: &mut SseReader) -> bool {
+    loop {
+        match reader.next(PATIENCE).await {
+            None => return true,
+            Some(Sse::Comment(_)) => {}
+            Some(Sse::Event { id, .. }) => panic!("unexpected event {id}"),
+        }
+    }
+}
+
+const PATIENCE: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_ends_once_its_caller_is_no_longer_admitted() {
+    let app = spawn_app_with(|config| config.heartbeat = Duration::from_millis(200)).await;
+    let producer = app.register("security-team", &["publish"]).await;
+    publish_with(&app, &producer, 2, "2026-03-01T12:00:00Z").await;
+    let (revoked, revoked_id) = {
+        app.register("revoked-app", &["consume"]).await;
+        app.issue_token("revoked-app", json!({})).await
+    };
+    let disabled = app.register("disabled-app", &["consume"]).await;
+    let demoted = app.register("demoted-app", &["consume"]).await;
+    let kept = app.register("kept-app", &["consume"]).await;
+    let (expiring, _) = app
+        .issue_token("kept-app", json!({"expires_in": "2s"}))
+        .await;
+
+    let mut streams = vec![
+        ("revoked", open_stream(&app, &revoked, None).await),
+        ("disabled", open_stream(&app, &disabled, None).await),
+        ("demoted", open_stream(&app, &demoted, None).await),
+        ("expiring", open_stream(&app, &expiring, None).await),
+        ("shared", open_stream(&app, TOKEN, Some("legacy")).await),
+    ];
+    let mut kept_stream = open_stream(&app, &kept, None).await;
+
+    app.revoke(&revoked_id).await;
+    for (path, body) in [
+        ("/admin/apps/disabled-app", json!({"disabled": true})),
+        ("/admin/apps/demoted-app", json!({"roles": ["viewer"]})),
+    ] {
+        let response = app
+            .as_admin(Method::PATCH, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // Registering a name ends the shared token's stream for it.
+    app.register("legacy", &["consume"]).await;
+    for (case, reader) in &mut streams {
+        assert!(ends(reader).await, "{case}");
+    }
+    // Reconnecting is refused, with the reason.
+    let (status, body) = status_and_json(
+        app.client
+            .get(app.url("/secapp/stream"))
+            .header("Token", &revoked)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("token_revoked"))
+    );
+    // The unaffected stream still gets the next change.
+    let id = publish_with(&app, &producer, 4, "2026-03-01T12:05:00Z").await;
+    let (event_id, _) = kept_stream.next_event(PATIENCE).await.unwrap();
+    assert_eq!(event_id, id.to_string());
 }
