@@ -7,4 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "bench/run.sh needs wrk: apt-get install wrk" >&2; exit 1; }
 cargo build --release --quiet -p secapp -p secapp-bench
-exec target/release/secapp-bench run "$@"
+target="${CARGO_TARGET_DIR:-target}/release"
+exec "$target/secapp-bench" run --secapp "$target/secapp" "$@"

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::servers::{Server, TOKEN};
+use crate::servers::{REGISTERED_APP, Server, TOKEN};
 use crate::stats::{median, summary};
 use crate::{BenchResult, RunArgs};
 
@@ -60,7 +60,22 @@ pub async fn poll_throughput(args: &RunArgs) -> BenchResult<()> {
         .send()
         .await
         .map_err(|e| format!("prime the poller: {e}"))?;
+    let registered = secapp
+        .registered_token
+        .clone()
+        .ok_or("the secapp server has no registered token")?;
+    client
+        .get(format!("{}/secapp/update", secapp.base()))
+        .bearer_auth(&registered)
+        .send()
+        .await
+        .map_err(|e| format!("prime the registered poller: {e}"))?;
     let ident = [header("App-name", "bench-poller"), header("Token", TOKEN)].concat();
+    let own_token = [
+        header("App-name", REGISTERED_APP),
+        header("Authorization", &format!("Bearer {registered}")),
+    ]
+    .concat();
     let etag = [
         ident.clone(),
         header("If-None-Match", &format!("\"{head}\"")).to_vec(),
@@ -69,7 +84,7 @@ pub async fn poll_throughput(args: &RunArgs) -> BenchResult<()> {
     let plain = format!("{}/secapp/update", secapp.base());
     let after = format!("{}/secapp/update?after={head}", secapp.base());
     let bare = format!("{}/secapp/update", baseline.base());
-    let cases: [(&str, &str, &[String]); 4] = [
+    let cases: [(&str, &str, &[String]); 5] = [
         (
             "baseline: bare axum handler reading the two headers",
             &bare,
@@ -79,6 +94,11 @@ pub async fn poll_throughput(args: &RunArgs) -> BenchResult<()> {
             "plain poll, nothing new (server-held cursor)",
             &plain,
             &ident,
+        ),
+        (
+            "plain poll, nothing new, with an application's own token (hashed look-up)",
+            &plain,
+            &own_token,
         ),
         ("`?after=<head>` → `{}`", &after, &ident),
         ("`If-None-Match: \"<head>\"` → 304", &plain, &etag),

@@ -16,13 +16,20 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its data dir (secapp only), removed on drop.
     pub data_dir: Option<tempfile::TempDir>,
+    /// The token of [`REGISTERED_APP`] (secapp only).
+    pub registered_token: Option<String>,
 }
+
+/// An application registered (with the `consume` role) before the server
+/// starts, to measure polls with a per-application token.
+pub const REGISTERED_APP: &str = "bench-registered";
 
 impl Server {
     /// Starts the release secapp on a fresh data dir with high stream caps.
     pub async fn secapp(args: &RunArgs) -> BenchResult<Self> {
         let data_dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let addr = free_addr()?;
+        let registered_token = Some(register(args, data_dir.path())?);
         let child = Command::new(&args.secapp)
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(data_dir.path())
@@ -41,6 +48,7 @@ impl Server {
             child,
             addr,
             data_dir: Some(data_dir),
+            registered_token,
         };
         server.wait_until_up("/healthz").await?;
         Ok(server)
@@ -58,6 +66,7 @@ impl Server {
             child,
             addr,
             data_dir: None,
+            registered_token: None,
         };
         server.wait_until_up("/secapp/update").await?;
         Ok(server)
@@ -135,4 +144,28 @@ fn free_addr() -> BenchResult<SocketAddr> {
     let probe =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("probe a port: {e}"))?;
     probe.local_addr().map_err(|e| format!("probe a port: {e}"))
+}
+
+/// Registers [`REGISTERED_APP`] with the offline command line on the data
+/// dir (the server is not running yet) and returns its token.
+fn register(args: &RunArgs, data_dir: &std::path::Path) -> BenchResult<String> {
+    let output = Command::new(&args.secapp)
+        .args(["apps", "add", REGISTERED_APP, "--role", "consume", "--json"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("SECAPP_LOG", "warn")
+        .output()
+        .map_err(|e| format!("run secapp apps add: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "secapp apps add failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("secapp apps add printed no JSON: {e}"))?;
+    answer["token"]["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "secapp apps add printed no token".into())
 }

@@ -430,10 +430,21 @@ impl Access {
     #[must_use]
     pub fn apps(&self, now: DateTime<Utc>) -> Vec<AppView> {
         let registry = self.read();
+        // One pass over the tokens, not one per application.
+        let mut by_app: HashMap<&str, Vec<&TokenEntry>> = HashMap::new();
+        for entry in registry.tokens.values() {
+            by_app
+                .entry(entry.record.app.as_str())
+                .or_default()
+                .push(entry);
+        }
         registry
             .apps
             .values()
-            .map(|app| views::app(app, registry.tokens_of(app.name.as_str()), now))
+            .map(|app| {
+                let tokens = by_app.remove(app.name.as_str()).unwrap_or_default();
+                views::app(app, tokens.into_iter(), now)
+            })
             .collect()
     }
 

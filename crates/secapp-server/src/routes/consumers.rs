@@ -37,13 +37,14 @@ pub struct ConsumersParams {
     path = "/secapp/consumers",
     tag = "criticality",
     params(
-        ("App-name" = String, Header, description = "Name of the asking application.", example = "security-team"),
+        ("App-name" = Option<String>, Header, description = "Optional; when sent, it must be the application the token belongs to.", example = "security-team"),
         ConsumersParams,
     ),
     responses(
         (status = 200, description = "The current state and every known application.", body = ConsumersAnswer),
         (status = 400, description = "`missing_app_name`, `invalid_app_name` or `invalid_query`.", body = secapp_api::ErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
+        (status = 403, description = "`missing_role` (needs `viewer` or `admin`; the shared token never has them), `app_disabled` or `app_name_mismatch`.", body = secapp_api::ErrorBody),
     ),
     security(("token" = []), ("bearer" = [])),
 )]

@@ -54,13 +54,14 @@ pub struct HistoryParams {
     path = "/secapp/history",
     tag = "criticality",
     params(
-        ("App-name" = String, Header, description = "Name of the asking application.", example = "security-team"),
+        ("App-name" = Option<String>, Header, description = "Optional; when sent, it must be the application the token belongs to.", example = "security-team"),
         HistoryParams,
     ),
     responses(
         (status = 200, description = "One page of the history, newest first.", body = HistoryAnswer),
         (status = 400, description = "`missing_app_name`, `invalid_app_name` or `invalid_query` (a bad `limit`, `before`, `app`, `since` or `until`).", body = secapp_api::ErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
+        (status = 403, description = "`missing_role` (needs `viewer` or `admin`; the shared token never has them), `app_disabled` or `app_name_mismatch`.", body = secapp_api::ErrorBody),
         (status = 503, description = "`store_unavailable`.", body = secapp_api::ErrorBody),
     ),
     security(("token" = []), ("bearer" = [])),

@@ -128,7 +128,7 @@ impl Held {
     path = "/secapp/update",
     tag = "criticality",
     params(
-        ("App-name" = String, Header, description = "Name of the polling application; each name is told each state once.", example = "billing"),
+        ("App-name" = Option<String>, Header, description = "Name of the polling application; each name is told each state once. Required with the shared compatibility token; optional with the application's own token, and then it must be that application.", example = "billing"),
         ("If-None-Match" = Option<String>, Header, description = "Client-held cursor as an ETag: `\"17\"`, a list, or `*`. Answers 304 when it names the current state.", example = "\"17\""),
         PollParams,
     ),
@@ -146,7 +146,8 @@ impl Held {
             )),
         (status = 304, description = "`If-None-Match` names the current state."),
         (status = 400, description = "`missing_app_name`, `invalid_app_name`, `invalid_after`, `invalid_wait`, `invalid_if_none_match` or `invalid_query`.", body = secapp_api::ErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
+        (status = 403, description = "`missing_role` (needs `consume`), `app_disabled`, `app_name_mismatch` or `shared_token_not_allowed`.", body = secapp_api::ErrorBody),
     ),
     security(("token" = []), ("bearer" = [])),
 )]

@@ -31,7 +31,7 @@ use crate::store::{Idempotency, NewChange, Published};
     path = "/secapp/update",
     tag = "criticality",
     params(
-        ("App-name" = String, Header, description = "Name of the publishing application.", example = "security-team"),
+        ("App-name" = Option<String>, Header, description = "Name of the publishing application. Required with the shared compatibility token; optional with the application's own token, and then it must be that application.", example = "security-team"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1–255 visible ASCII characters, unique per intended change.", example = "3f1c9a2e-incident-4711"),
     ),
     request_body(content = PublishRequest, content_type = "application/json",
@@ -39,7 +39,8 @@ use crate::store::{Idempotency, NewChange, Published};
     responses(
         (status = 200, description = "Recorded durably, or a retry answered with the first id (then `Idempotent-Replayed: true`).", body = PublishAnswer),
         (status = 400, description = "`missing_app_name`, `invalid_app_name`, `malformed_json`, `unreadable_body` or `invalid_idempotency_key`.", body = secapp_api::ErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
+        (status = 403, description = "`missing_role` (needs `publish`), `app_disabled`, `app_name_mismatch` or `shared_token_not_allowed`.", body = secapp_api::ErrorBody),
         (status = 413, description = "`body_too_large`: the body exceeds 16 KiB.", body = secapp_api::ErrorBody),
         (status = 422, description = "`invalid_body` (missing field, wrong type), `level_out_of_range`, `invalid_change_at`, `change_at_in_future`, or `idempotency_key_reused` (the key was used for a different body).", body = secapp_api::ErrorBody),
         (status = 503, description = "`store_unavailable`: retry after the `Retry-After` seconds.", body = secapp_api::ErrorBody),

@@ -39,14 +39,15 @@ use crate::streams::StreamPermit;
     path = "/secapp/stream",
     tag = "criticality",
     params(
-        ("App-name" = String, Header, description = "Name of the watching application.", example = "billing"),
+        ("App-name" = Option<String>, Header, description = "Name of the watching application. Required with the shared compatibility token; optional with the application's own token, and then it must be that application.", example = "billing"),
         ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received; the current state is not sent again if it is that one.", example = "17"),
     ),
     responses(
         (status = 200, description = "An event stream: `id: 17` / `data: {\"current_status\":4,\"status_change_id\":17,\"Change_at\":\"2026-03-01T12:05:00Z\"}`.",
             content_type = "text/event-stream", body = String),
         (status = 400, description = "`missing_app_name`, `invalid_app_name` or `invalid_last_event_id`.", body = secapp_api::ErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
+        (status = 403, description = "`missing_role` (needs `consume`), `app_disabled`, `app_name_mismatch` or `shared_token_not_allowed`.", body = secapp_api::ErrorBody),
         (status = 429, description = "`too_many_streams`: a cap on open streams is reached; retry after `Retry-After` seconds.", body = secapp_api::ErrorBody),
     ),
     security(("token" = []), ("bearer" = [])),
