@@ -9,11 +9,13 @@
 //! source address, reason; never the token) and counted in
 //! [`Access::failures`](crate::access::Access).
 //!
-//! A registered token speaks for its own application only: `App-name` may be
-//! left out, and when sent it must be that application (403
-//! `app_name_mismatch` otherwise). The shared compatibility token needs
-//! `App-name`, holds the `publish` and `consume` roles, and may not speak for
-//! a registered application.
+//! A registered token speaks for its own application only: when `App-name`
+//! is sent it must be that application (403 `app_name_mismatch` otherwise).
+//! The prototype's endpoints, `/secapp/update` and `/secapp/stream`, need
+//! `App-name` as the contract says (400 without it); the reports and the
+//! admin API take the application from the token. The shared compatibility
+//! token always needs `App-name`, holds the `publish` and `consume` roles,
+//! and may not speak for a registered application.
 
 use std::marker::PhantomData;
 use std::sync::{Arc, LazyLock};
@@ -47,10 +49,13 @@ pub struct Principal {
     pub token: Option<TokenUse>,
 }
 
-/// Which roles admit a caller to an endpoint: any one of them suffices.
+/// Which roles admit a caller to an endpoint (any one of them suffices), and
+/// whether it needs `App-name`.
 pub trait Need {
     /// The roles, any of which admits.
     const ROLES: &'static [Role];
+    /// Whether `App-name` must be sent even with an application's own token.
+    const APP_NAME_REQUIRED: bool;
 }
 
 /// Roles needed, by kind of endpoint.
@@ -72,15 +77,19 @@ pub mod need {
 
     impl Need for Publish {
         const ROLES: &'static [Role] = &[Role::Publish];
+        const APP_NAME_REQUIRED: bool = true;
     }
     impl Need for Consume {
         const ROLES: &'static [Role] = &[Role::Consume];
+        const APP_NAME_REQUIRED: bool = true;
     }
     impl Need for View {
         const ROLES: &'static [Role] = &[Role::Viewer, Role::Admin];
+        const APP_NAME_REQUIRED: bool = false;
     }
     impl Need for Administer {
         const ROLES: &'static [Role] = &[Role::Admin];
+        const APP_NAME_REQUIRED: bool = false;
     }
 }
 
@@ -109,7 +118,7 @@ impl<N: Need + Send + Sync> FromRequestParts<AppState> for Authorized<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let admitted = identify(parts, state).and_then(|principal| {
+        let admitted = identify(parts, state, N::APP_NAME_REQUIRED).and_then(|principal| {
             if principal.roles.any_of(N::ROLES) {
                 if let Some(token) = &principal.token {
                     token.record(state.clock.now());
@@ -136,7 +145,11 @@ impl<N: Need + Send + Sync> FromRequestParts<AppState> for Authorized<N> {
 }
 
 /// Authenticates the token, then reconciles it with `App-name`.
-fn identify(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+fn identify(
+    parts: &Parts,
+    state: &AppState,
+    app_name_required: bool,
+) -> Result<Principal, ApiError> {
     let token = credential(&parts.headers)?;
     let now = state.clock.now();
     let authenticated = state
@@ -163,13 +176,15 @@ fn identify(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
             })
         }
         Authenticated::App { app, roles, token } => {
-            if let Some(claimed) = claimed
-                && claimed != app
-            {
-                return Err(ApiError::AppNameMismatch {
-                    sent: claimed.to_string(),
-                    token_app: app.to_string(),
-                });
+            match claimed {
+                None if app_name_required => return Err(ApiError::MissingAppName),
+                Some(claimed) if claimed != app => {
+                    return Err(ApiError::AppNameMismatch {
+                        sent: claimed.to_string(),
+                        token_app: app.to_string(),
+                    });
+                }
+                _ => {}
             }
             Ok(Principal {
                 app,

@@ -51,8 +51,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
         title = "secapp",
         description = "Broadcasts one organisation-wide security criticality level to every application in a fleet. \
             Authenticate with your application's token in the `Token` header or as `Authorization: Bearer` (use **Authorize**). \
-            `App-name` may be left out with an application's own token; when sent it must be that application. \
-            The shared compatibility token needs `App-name`.",
+            `App-name` must name the token's application: `/secapp/update` and `/secapp/stream` require it, \
+            the reports and the admin API take it from the token.",
     ),
     paths(
         publish::publish,

@@ -128,7 +128,7 @@ impl Held {
     path = "/secapp/update",
     tag = "criticality",
     params(
-        ("App-name" = Option<String>, Header, description = "Name of the polling application; each name is told each state once. Required with the shared compatibility token; optional with the application's own token, and then it must be that application.", example = "billing"),
+        ("App-name" = String, Header, description = "Name of the polling application; each name is told each state once. With an application's own token it must be that application.", example = "billing"),
         ("If-None-Match" = Option<String>, Header, description = "Client-held cursor as an ETag: `\"17\"`, a list, or `*`. Answers 304 when it names the current state.", example = "\"17\""),
         PollParams,
     ),

@@ -31,7 +31,7 @@ use crate::store::{Idempotency, NewChange, Published};
     path = "/secapp/update",
     tag = "criticality",
     params(
-        ("App-name" = Option<String>, Header, description = "Name of the publishing application. Required with the shared compatibility token; optional with the application's own token, and then it must be that application.", example = "security-team"),
+        ("App-name" = String, Header, description = "Name of the publishing application. With an application's own token it must be that application.", example = "security-team"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1–255 visible ASCII characters, unique per intended change.", example = "3f1c9a2e-incident-4711"),
     ),
     request_body(content = PublishRequest, content_type = "application/json",

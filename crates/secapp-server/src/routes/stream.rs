@@ -39,7 +39,7 @@ use crate::streams::StreamPermit;
     path = "/secapp/stream",
     tag = "criticality",
     params(
-        ("App-name" = Option<String>, Header, description = "Name of the watching application. Required with the shared compatibility token; optional with the application's own token, and then it must be that application.", example = "billing"),
+        ("App-name" = String, Header, description = "Name of the watching application. With an application's own token it must be that application.", example = "billing"),
         ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received; the current state is not sent again if it is that one.", example = "17"),
     ),
     responses(

@@ -218,11 +218,11 @@ async fn every_endpoint_refuses_every_bad_credential_and_changes_nothing() {
     }
 }
 
-/// Polls as `name` with its own token (no `App-name`), as `Authorization:
-/// Bearer`.
-async fn poll_with(app: &TestApp, token: &str) -> (u16, Value) {
+/// Polls as `name` with `token`, sent as `Authorization: Bearer`.
+async fn poll_with(app: &TestApp, name: &str, token: &str) -> (u16, Value) {
     status_and_json(
         app.with_token(Method::GET, "/secapp/update", token)
+            .header("App-name", name)
             .send()
             .await
             .unwrap(),
@@ -230,9 +230,11 @@ async fn poll_with(app: &TestApp, token: &str) -> (u16, Value) {
     .await
 }
 
+/// Publishes as `security-team` with `token`.
 async fn publish_with(app: &TestApp, token: &str, level: i64, at: &str) -> i64 {
     let (status, body) = status_and_json(
         app.with_token(Method::POST, "/secapp/update", token)
+            .header("App-name", "security-team")
             .json(&json!({"current_status": level, "Change_at": at}))
             .send()
             .await
@@ -254,8 +256,8 @@ async fn a_producer_and_fifty_consumers_rotate_a_token_without_missing_a_change(
         consumers.push((name, token));
     }
     let first = publish_with(&app, &producer, 3, "2026-03-01T12:00:00Z").await;
-    for (_, token) in &consumers {
-        let (status, body) = poll_with(&app, token).await;
+    for (name, token) in &consumers {
+        let (status, body) = poll_with(&app, name, token).await;
         assert_eq!(
             (status, body["status_change_id"].as_i64()),
             (200, Some(first))
@@ -281,23 +283,23 @@ async fn a_producer_and_fifty_consumers_rotate_a_token_without_missing_a_change(
         .to_owned();
     let (new, _) = app.issue_token(&name, json!({"label": "rotation"})).await;
     let second = publish_with(&app, &producer, 4, "2026-03-01T12:05:00Z").await;
-    let (_, told) = poll_with(&app, &new).await;
+    let (_, told) = poll_with(&app, &name, &new).await;
     assert_eq!(told["status_change_id"].as_i64(), Some(second));
     assert_eq!(
-        poll_with(&app, &old).await,
+        poll_with(&app, &name, &old).await,
         (200, json!({})),
         "told once, whichever token"
     );
     app.revoke(&old_id).await;
-    let (status, body) = poll_with(&app, &old).await;
+    let (status, body) = poll_with(&app, &name, &old).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("token_revoked"))
     );
     let third = publish_with(&app, &producer, 5, "2026-03-01T12:10:00Z").await;
-    for (n, (_, token)) in consumers.iter().enumerate() {
+    for (n, (name, token)) in consumers.iter().enumerate() {
         let token = if n == 7 { &new } else { token };
-        let (_, body) = poll_with(&app, token).await;
+        let (_, body) = poll_with(&app, name, token).await;
         assert_eq!(
             body["status_change_id"].as_i64(),
             Some(third),
@@ -364,6 +366,7 @@ async fn the_token_may_come_as_bearer_or_token_header_but_not_two_different_ones
     let plain = |header: &'static str, value: String| {
         app.client
             .get(app.url("/secapp/update"))
+            .header("App-name", "billing")
             .header(header, value)
             .send()
     };
@@ -375,9 +378,23 @@ async fn the_token_may_come_as_bearer_or_token_header_but_not_two_different_ones
             .status(),
         200
     );
+    // The prototype's endpoints need App-name with any token, as the
+    // contract says; the reports take the application from the token.
+    let (status, body) = status_and_json(
+        app.with_token(Method::GET, "/secapp/update", &token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("missing_app_name"))
+    );
     let both = app
         .client
         .get(app.url("/secapp/update"))
+        .header("App-name", "billing")
         .header("Token", TOKEN)
         .bearer_auth(&token)
         .send()
@@ -572,16 +589,13 @@ async fn admin_actions_are_audited_with_actor_token_and_source() {
     );
 }
 
-/// Opens a stream with `token` (and `App-name` when given) and reads the
-/// first event.
-async fn open_stream(app: &TestApp, token: &str, name: Option<&str>) -> SseReader {
-    let mut request = app
+/// Opens a stream as `name` with `token` and reads the first event.
+async fn open_stream(app: &TestApp, token: &str, name: &str) -> SseReader {
+    let request = app
         .client
         .get(app.url("/secapp/stream"))
-        .header("Token", token);
-    if let Some(name) = name {
-        request = request.header("App-name", name);
-    }
+        .header("Token", token)
+        .header("App-name", name);
     let mut reader = SseReader::new(request.send().await.unwrap());
     reader
         .next_event(PATIENCE)
@@ -620,13 +634,16 @@ async fn an_open_stream_ends_once_its_caller_is_no_longer_admitted() {
         .await;
 
     let mut streams = vec![
-        ("revoked", open_stream(&app, &revoked, None).await),
-        ("disabled", open_stream(&app, &disabled, None).await),
-        ("demoted", open_stream(&app, &demoted, None).await),
-        ("expiring", open_stream(&app, &expiring, None).await),
-        ("shared", open_stream(&app, TOKEN, Some("legacy")).await),
+        ("revoked", open_stream(&app, &revoked, "revoked-app").await),
+        (
+            "disabled",
+            open_stream(&app, &disabled, "disabled-app").await,
+        ),
+        ("demoted", open_stream(&app, &demoted, "demoted-app").await),
+        ("expiring", open_stream(&app, &expiring, "kept-app").await),
+        ("shared", open_stream(&app, TOKEN, "legacy").await),
     ];
-    let mut kept_stream = open_stream(&app, &kept, None).await;
+    let mut kept_stream = open_stream(&app, &kept, "kept-app").await;
 
     app.revoke(&revoked_id).await;
     for (path, body) in [
@@ -651,6 +668,7 @@ async fn an_open_stream_ends_once_its_caller_is_no_longer_admitted() {
         app.client
             .get(app.url("/secapp/stream"))
             .header("Token", &revoked)
+            .header("App-name", "revoked-app")
             .send()
             .await
             .unwrap(),

@@ -119,6 +119,7 @@ async fn offline_commands_bootstrap_a_data_dir_that_the_server_then_serves() {
     let client = reqwest::Client::new();
     let response = client
         .get(format!("{}/secapp/update", server.base()))
+        .header("App-name", "billing")
         .bearer_auth(&billing_token)
         .send()
         .await
@@ -190,7 +191,13 @@ async fn online_commands_manage_apps_and_tokens_with_an_admin_token() {
         let client = client.clone();
         let url = format!("{base}/secapp/update");
         async move {
-            let response = client.get(url).bearer_auth(token).send().await.unwrap();
+            let response = client
+                .get(url)
+                .header("App-name", "payments")
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
             let status = response.status().as_u16();
             (status, response.json::<Value>().await.unwrap())
         }
