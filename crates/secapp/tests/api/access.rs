@@ -19,8 +19,7 @@ async fn state_of(app: &TestApp) -> Value {
         "/secapp/history",
         "/secapp/consumers",
     ] {
-        let (status, mut body) =
-            status_and_json(app.as_admin(Method::GET, path).send().await.unwrap()).await;
+        let (status, mut body) = app.admin_json(Method::GET, path, None).await;
         assert_eq!(status, 200, "{path}: {body}");
         strip_last_used(&mut body);
         state[path] = body;
@@ -307,13 +306,9 @@ async fn a_producer_and_fifty_consumers_rotate_a_token_without_missing_a_change(
         );
     }
     // Nobody is behind.
-    let (_, report) = status_and_json(
-        app.as_admin(Method::GET, "/secapp/consumers?behind=true")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, report) = app
+        .admin_json(Method::GET, "/secapp/consumers?behind=true", None)
+        .await;
     assert_eq!(report["consumers"], json!([]));
 
     // No app can read as another, with its own token or the shared one.
@@ -337,20 +332,10 @@ async fn a_producer_and_fifty_consumers_rotate_a_token_without_missing_a_change(
     assert_eq!(app.api().poll("unregistered-legacy").await.0, 200);
 
     // The history says who published what, with which token.
-    let (_, history) = status_and_json(
-        app.as_admin(Method::GET, "/secapp/history")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (_, producer_app) = status_and_json(
-        app.as_admin(Method::GET, "/admin/apps/security-team")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, history) = app.admin_json(Method::GET, "/secapp/history", None).await;
+    let (_, producer_app) = app
+        .admin_json(Method::GET, "/admin/apps/security-team", None)
+        .await;
     let producer_token = producer_app["tokens"][0]["id"].as_str().unwrap();
     for change in history["changes"].as_array().unwrap() {
         assert_eq!(change["published_by"], "security-team");
@@ -441,13 +426,9 @@ async fn refused_authentications_are_counted_with_who_from_where_and_why() {
         detail.contains("`viewer` or `admin`") && detail.contains("consume"),
         "{detail}"
     );
-    let (status, report) = status_and_json(
-        app.as_admin(Method::GET, "/admin/auth-failures")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, report) = app
+        .admin_json(Method::GET, "/admin/auth-failures", None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(report["total"], 4);
     assert_eq!(
@@ -469,22 +450,17 @@ async fn refused_authentications_are_counted_with_who_from_where_and_why() {
 async fn admin_actions_are_audited_with_actor_token_and_source() {
     let app = spawn_app().await;
     app.register("billing", &["consume"]).await;
-    let (status, body) = status_and_json(
-        app.as_admin(Method::PATCH, "/admin/apps/billing")
-            .json(&json!({"disabled": true}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = app
+        .admin_json(
+            Method::PATCH,
+            "/admin/apps/billing",
+            Some(&json!({"disabled": true})),
+        )
+        .await;
     assert_eq!((status, body["disabled"].as_bool()), (200, Some(true)));
-    let (_, audit) = status_and_json(
-        app.as_admin(Method::GET, "/admin/audit?limit=3")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, audit) = app
+        .admin_json(Method::GET, "/admin/audit?limit=3", None)
+        .await;
     let events = audit["events"].as_array().unwrap();
     let actions: Vec<&str> = events
         .iter()
@@ -505,13 +481,9 @@ async fn admin_actions_are_audited_with_actor_token_and_source() {
     let next = audit["next_before"]
         .as_i64()
         .expect("another page: the first start");
-    let (_, older) = status_and_json(
-        app.as_admin(Method::GET, &format!("/admin/audit?before={next}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, older) = app
+        .admin_json(Method::GET, &format!("/admin/audit?before={next}"), None)
+        .await;
     let actors: Vec<&str> = older["events"]
         .as_array()
         .unwrap()
@@ -568,21 +540,14 @@ async fn admin_actions_are_audited_with_actor_token_and_source() {
             "unknown_token",
         ),
     ] {
-        let mut sent = app.as_admin(method.clone(), path);
-        if !body.is_null() {
-            sent = sent.json(&body);
-        }
-        let (status, answer) = status_and_json(sent.send().await.unwrap()).await;
+        let body = (!body.is_null()).then_some(&body);
+        let (status, answer) = app.admin_json(method.clone(), path, body).await;
         assert_eq!(answer["error"], code, "{method} {path}: {status} {answer}");
         assert!((400..500).contains(&status));
     }
-    let (_, after) = status_and_json(
-        app.as_admin(Method::GET, "/admin/audit?limit=1")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, after) = app
+        .admin_json(Method::GET, "/admin/audit?limit=1", None)
+        .await;
     assert_eq!(
         after["events"][0]["id"], events[0]["id"],
         "no refusal was audited"
@@ -650,13 +615,8 @@ async fn an_open_stream_ends_once_its_caller_is_no_longer_admitted() {
         ("/admin/apps/disabled-app", json!({"disabled": true})),
         ("/admin/apps/demoted-app", json!({"roles": ["viewer"]})),
     ] {
-        let response = app
-            .as_admin(Method::PATCH, path)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        let (status, answer) = app.admin_json(Method::PATCH, path, Some(&body)).await;
+        assert_eq!(status, 200, "{answer}");
     }
     // Registering a name ends the shared token's stream for it.
     app.register("legacy", &["consume"]).await;

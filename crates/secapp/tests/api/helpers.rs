@@ -129,6 +129,21 @@ impl TestApp {
             .bearer_auth(&self.admin_token)
     }
 
+    /// Sends `method path` with the admin token (and `body` as JSON);
+    /// returns status and JSON answer.
+    pub async fn admin_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.as_admin(method, path);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        status_and_json(request.send().await.expect("admin request")).await
+    }
+
     /// A request to `path` with `token`, as `Authorization: Bearer`.
     pub fn with_token(
         &self,
@@ -143,14 +158,10 @@ impl TestApp {
 
     /// Registers `name` with `roles` and issues a token; returns the token.
     pub async fn register(&self, name: &str, roles: &[&str]) -> String {
-        let (status, body) = status_and_json(
-            self.as_admin(reqwest::Method::POST, "/admin/apps")
-                .json(&serde_json::json!({"name": name, "roles": roles}))
-                .send()
-                .await
-                .expect("register"),
-        )
-        .await;
+        let request = serde_json::json!({"name": name, "roles": roles});
+        let (status, body) = self
+            .admin_json(reqwest::Method::POST, "/admin/apps", Some(&request))
+            .await;
         assert_eq!(status, 201, "{body}");
         self.issue_token(name, serde_json::json!({})).await.0
     }
@@ -158,14 +169,10 @@ impl TestApp {
     /// Issues a token for `app` with the given request body; returns the
     /// token and its id.
     pub async fn issue_token(&self, app: &str, request: Value) -> (String, String) {
-        let (status, body) = status_and_json(
-            self.as_admin(reqwest::Method::POST, &format!("/admin/apps/{app}/tokens"))
-                .json(&request)
-                .send()
-                .await
-                .expect("issue token"),
-        )
-        .await;
+        let path = format!("/admin/apps/{app}/tokens");
+        let (status, body) = self
+            .admin_json(reqwest::Method::POST, &path, Some(&request))
+            .await;
         assert_eq!(status, 201, "{body}");
         let field = |name: &str| body[name].as_str().expect(name).to_owned();
         (field("token"), field("id"))
@@ -173,13 +180,8 @@ impl TestApp {
 
     /// Revokes the token with this id.
     pub async fn revoke(&self, id: &str) {
-        let (status, body) = status_and_json(
-            self.as_admin(reqwest::Method::DELETE, &format!("/admin/tokens/{id}"))
-                .send()
-                .await
-                .expect("revoke"),
-        )
-        .await;
+        let path = format!("/admin/tokens/{id}");
+        let (status, body) = self.admin_json(reqwest::Method::DELETE, &path, None).await;
         assert_eq!(
             (status, body["status"].as_str()),
             (200, Some("revoked")),
