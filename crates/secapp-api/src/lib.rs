@@ -91,7 +91,10 @@ pub struct ErrorBody {
 pub struct ConsumersAnswer {
     /// The current state, or `null` when nothing was ever published.
     pub head: Option<CurrentState>,
-    /// One entry per application the server knows, sorted by name.
+    /// One entry per application the server has sent a state to or heard a
+    /// cursor from, and per enabled registered application with the
+    /// `consume` role (never sent anything: `behind` once a state exists),
+    /// sorted by name.
     pub consumers: Vec<ConsumerView>,
 }
 
@@ -101,11 +104,14 @@ pub struct ConsumersAnswer {
     "app": "billing",
     "sent": {"status_change_id": 17, "at": "2026-03-01T12:05:00.120Z", "mode": "stream", "long_poll": false},
     "acknowledged": {"status_change_id": 12, "at": "2026-03-01T11:00:02.010Z", "mode": "after", "long_poll": true},
-    "behind": false
+    "behind": false, "registered": true
 }))]
 pub struct ConsumerView {
     /// The application name.
     pub app: String,
+    /// Whether it is a registered application; `false` for a name seen only
+    /// with the shared compatibility token.
+    pub registered: bool,
     /// The newest state sent to it, by any mode (a send is not proof of receipt).
     pub sent: Option<SightingView>,
     /// The newest state it proved it holds with a client-held cursor

@@ -420,6 +420,17 @@ impl Access {
         self.read().apps.contains_key(app.as_str())
     }
 
+    /// The enabled applications holding the `consume` role, by name.
+    #[must_use]
+    pub fn consuming_apps(&self) -> Vec<AppName> {
+        self.read()
+            .apps
+            .values()
+            .filter(|app| app.disabled_at.is_none() && app.roles.contains(Role::Consume))
+            .map(|app| app.name.clone())
+            .collect()
+    }
+
     /// Whether any application is registered.
     #[must_use]
     pub fn has_apps(&self) -> bool {

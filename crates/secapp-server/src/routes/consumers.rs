@@ -5,7 +5,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use chrono::SecondsFormat;
 use secapp_api::{ConsumerView, ConsumersAnswer, SightingView};
-use secapp_domain::Sighting;
+use std::collections::BTreeMap;
+
+use secapp_domain::{AppName, Knowledge, Sighting};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -27,7 +29,8 @@ pub struct ConsumersParams {
 /// Which applications know the current level.
 ///
 /// For every application the server has sent a state to or heard a
-/// client-held cursor from: the newest state **sent** (any mode: plain poll,
+/// client-held cursor from, and every enabled registered application with
+/// the `consume` role: the newest state **sent** (any mode: plain poll,
 /// long poll, stream; a send is not proof of receipt) and the newest state
 /// **acknowledged** (the client sent it back as `after`, `If-None-Match` or
 /// `Last-Event-ID`, proving it holds it), each with when and how. `behind` is
@@ -57,18 +60,29 @@ pub async fn consumers(
     let Query(params) = query?;
     let head = state.hub.head();
     let head_id = head.as_ref().map(|head| head.change.id);
-    let consumers = state
-        .hub
-        .consumers()
+    // Registered consumers the server never heard from are listed too: an
+    // application that never connected is the one most behind.
+    let mut known: BTreeMap<AppName, Knowledge> = state
+        .access
+        .consuming_apps()
         .into_iter()
-        .map(|record| {
-            let knowledge = record.consumer.knowledge;
-            ConsumerView {
-                app: record.app.to_string(),
-                sent: knowledge.sent.map(view),
-                acknowledged: knowledge.acknowledged.map(view),
-                behind: knowledge.behind(head_id),
-            }
+        .map(|app| (app, Knowledge::default()))
+        .collect();
+    known.extend(
+        state
+            .hub
+            .consumers()
+            .into_iter()
+            .map(|record| (record.app, record.consumer.knowledge)),
+    );
+    let consumers = known
+        .into_iter()
+        .map(|(app, knowledge)| ConsumerView {
+            registered: state.access.is_registered(&app),
+            app: app.to_string(),
+            sent: knowledge.sent.map(view),
+            acknowledged: knowledge.acknowledged.map(view),
+            behind: knowledge.behind(head_id),
         })
         .filter(|view| params.behind.is_none_or(|behind| view.behind == behind))
         .collect();

@@ -255,6 +255,17 @@ async fn a_producer_and_fifty_consumers_rotate_a_token_without_missing_a_change(
         consumers.push((name, token));
     }
     let first = publish_with(&app, &producer, 3, "2026-03-01T12:00:00Z").await;
+    // Registered consumers that never connected are the ones behind.
+    let (_, report) = app
+        .admin_json(Method::GET, "/secapp/consumers?behind=true", None)
+        .await;
+    let behind = report["consumers"].as_array().unwrap();
+    assert_eq!(behind.len(), 50, "{report}");
+    assert!(
+        behind
+            .iter()
+            .all(|c| c["registered"] == true && c["sent"].is_null())
+    );
     for (name, token) in &consumers {
         let (status, body) = poll_with(&app, name, token).await;
         assert_eq!(
