@@ -466,6 +466,39 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_token_mode_is_auto_unless_set_and_only_takes_its_three_values() {
+        assert_eq!(
+            Config::load(ServeArgs::default(), None)
+                .unwrap()
+                .shared_token,
+            SharedTokenMode::Auto
+        );
+        let f = file("shared_token = \"off\"\n");
+        let from_file = ServeArgs {
+            config: Some(f.path().to_owned()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Config::load(from_file.clone(), None).unwrap().shared_token,
+            SharedTokenMode::Off
+        );
+        let flag = ServeArgs {
+            shared_token: Some(SharedTokenMode::On),
+            ..from_file
+        };
+        assert_eq!(
+            Config::load(flag, None).unwrap().shared_token,
+            SharedTokenMode::On
+        );
+        let bad = file("shared_token = \"maybe\"\n");
+        let args = ServeArgs {
+            config: Some(bad.path().to_owned()),
+            ..ServeArgs::default()
+        };
+        assert!(Config::load(args, None).is_err());
+    }
+
+    #[test]
     fn an_unknown_key_in_the_file_is_an_error_naming_it() {
         let f = file("max_levle = 9\n");
         let args = ServeArgs {

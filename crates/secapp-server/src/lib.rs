@@ -20,9 +20,9 @@
 //! - [`telemetry`]: logging set-up.
 //!
 //! Life of a server: [`Server::open`] creates the data dir, opens the store,
-//! resolves the shared token (if its compatibility mode is on) and, on a
-//! data dir with no registered application, registers `admin` and issues its
-//! first token; [`Server::run`] serves until the shutdown future
+//! resolves the shared token (if its compatibility mode is on) and, when no
+//! application holds the admin role, registers `admin` and issues its first
+//! token; [`Server::run`] serves until the shutdown future
 //! completes, then drains in-flight requests, writes back cursors and closes
 //! the store.
 
@@ -171,8 +171,8 @@ impl Server {
         self.shared_token.as_ref()
     }
 
-    /// The token of the `admin` application registered at this start (a
-    /// data dir with no application): shown to the operator once, then
+    /// The token of the `admin` application registered at this start (no
+    /// application held the admin role): shown to the operator once, then
     /// gone. `None` on every later start.
     #[must_use]
     pub fn first_admin(&self) -> Option<&secapp_api::admin::IssuedToken> {

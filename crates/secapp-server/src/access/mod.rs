@@ -431,12 +431,6 @@ impl Access {
             .collect()
     }
 
-    /// Whether any application is registered.
-    #[must_use]
-    pub fn has_apps(&self) -> bool {
-        !self.read().apps.is_empty()
-    }
-
     /// Every application, by name.
     #[must_use]
     pub fn apps(&self, now: DateTime<Utc>) -> Vec<AppView> {
