@@ -1,13 +1,26 @@
-//! Refused authentications: logged one by one (never with the token) and
-//! counted by reason, with the latest kept for `GET /admin/auth-failures`.
+//! Refused authentications: logged (never with the token) and counted by
+//! reason, with the latest kept for `GET /admin/auth-failures`.
+//!
+//! Every refusal is counted, but the log takes at most [`LOG_PER_SECOND`]
+//! lines a second (bursts of [`LOG_BURST`]): a client hammering the server
+//! with bad tokens cannot fill the disk with log lines. The next line logged
+//! says how many were left out.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 /// How many recent refusals are kept.
 const RECENT: usize = 100;
+
+/// Refusals logged per second, at most.
+pub const LOG_PER_SECOND: u32 = 20;
+/// Refusals logged in a burst, at most.
+pub const LOG_BURST: u32 = 100;
 
 /// One refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +45,24 @@ struct Tally {
 }
 
 /// Counts since start-up. A std `Mutex`: held for a few map updates only.
-#[derive(Default)]
-pub struct AuthFailures(Mutex<Tally>);
+pub struct AuthFailures {
+    tally: Mutex<Tally>,
+    log: DefaultDirectRateLimiter,
+    /// Refusals not logged since the last line.
+    unlogged: AtomicU64,
+}
+
+impl Default for AuthFailures {
+    fn default() -> Self {
+        let quota = Quota::per_second(NonZeroU32::MIN.saturating_add(LOG_PER_SECOND - 1))
+            .allow_burst(NonZeroU32::MIN.saturating_add(LOG_BURST - 1));
+        Self {
+            tally: Mutex::default(),
+            log: RateLimiter::direct(quota),
+            unlogged: AtomicU64::new(0),
+        }
+    }
+}
 
 /// What [`AuthFailures::report`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,14 +78,19 @@ pub struct FailureReport {
 impl AuthFailures {
     /// Logs and counts one refusal.
     pub fn record(&self, failure: Failure) {
-        tracing::warn!(
-            reason = failure.reason,
-            app = failure.app.as_deref().unwrap_or("-"),
-            source = failure.source.as_deref().unwrap_or("-"),
-            request = %failure.request,
-            "authentication refused"
-        );
-        let Ok(mut tally) = self.0.lock() else {
+        if self.log.check().is_ok() {
+            tracing::warn!(
+                reason = failure.reason,
+                app = failure.app.as_deref().unwrap_or("-"),
+                source = failure.source.as_deref().unwrap_or("-"),
+                request = %failure.request,
+                not_logged_before = self.unlogged.swap(0, Ordering::Relaxed),
+                "authentication refused"
+            );
+        } else {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+        }
+        let Ok(mut tally) = self.tally.lock() else {
             return;
         };
         tally.total += 1;
@@ -70,7 +104,7 @@ impl AuthFailures {
     /// The counts and the latest refusals.
     #[must_use]
     pub fn report(&self) -> FailureReport {
-        self.0
+        self.tally
             .lock()
             .map(|tally| FailureReport {
                 total: tally.total,
@@ -115,5 +149,9 @@ mod tests {
         assert_eq!(report.recent.len(), 100);
         assert_eq!(report.recent[0].app.as_deref(), Some("app-149"));
         assert_eq!(report.recent[99].app.as_deref(), Some("app-50"));
+        // Every refusal is counted; the log took the first burst and left
+        // out the rest (a few more may pass as the allowance refills).
+        let unlogged = failures.unlogged.load(Ordering::Relaxed);
+        assert!((40..=50).contains(&unlogged), "{unlogged}");
     }
 }
