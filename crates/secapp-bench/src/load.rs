@@ -49,7 +49,7 @@ fn header(name: &str, value: &str) -> [String; 2] {
 /// by run so the machine's noise falls on all of them alike.
 pub async fn poll_throughput(args: &RunArgs) -> BenchResult<()> {
     let baseline = Server::baseline().await?;
-    let secapp = Server::secapp(args).await?;
+    let secapp = Server::secapp_with_registered_app(args).await?;
     let client = reqwest::Client::new();
     let (head, _) = secapp.publish(&client, 3).await?;
     // The plain poller has been told the head: every poll is "nothing new".

@@ -27,9 +27,24 @@ pub const REGISTERED_APP: &str = "bench-registered";
 impl Server {
     /// Starts the release secapp on a fresh data dir with high stream caps.
     pub async fn secapp(args: &RunArgs) -> BenchResult<Self> {
+        Self::start_secapp(args, false).await
+    }
+
+    /// [`Server::secapp`], with [`REGISTERED_APP`] registered before the
+    /// start (by the offline command line, so a binary from before
+    /// per-application tokens can still run the other benchmarks).
+    pub async fn secapp_with_registered_app(args: &RunArgs) -> BenchResult<Self> {
+        Self::start_secapp(args, true).await
+    }
+
+    async fn start_secapp(args: &RunArgs, with_registered_app: bool) -> BenchResult<Self> {
         let data_dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let addr = free_addr()?;
-        let registered_token = Some(register(args, data_dir.path())?);
+        let registered_token = if with_registered_app {
+            Some(register(args, data_dir.path())?)
+        } else {
+            None
+        };
         let child = Command::new(&args.secapp)
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(data_dir.path())

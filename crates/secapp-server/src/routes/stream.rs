@@ -7,6 +7,7 @@
 //! stream is only polled when its connection can take more bytes.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -16,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use secapp_domain::{AppName, ChangeId, Head, Mode, Role};
 use tokio::sync::watch;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, TokenUse};
@@ -100,7 +102,12 @@ pub async fn stream(
         access_changes: state.access.changes(),
         access: state.access.clone(),
         token: principal.0.token.as_ref().map(|token| token.id().clone()),
-        expires_at: principal.0.token.as_ref().and_then(TokenUse::expires_at),
+        expiry: principal
+            .0
+            .token
+            .as_ref()
+            .and_then(TokenUse::expires_at)
+            .map(|at| Box::pin(tokio::time::sleep((at - now).to_std().unwrap_or_default()))),
         _permit: permit,
     };
     let keep_alive = KeepAlive::new().interval(state.heartbeat).text("heartbeat");
@@ -127,7 +134,9 @@ struct Watcher {
     access_changes: watch::Receiver<u64>,
     /// The registered token used, `None` for the shared one.
     token: Option<Arc<str>>,
-    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Fires when the token expires; boxed, and only for tokens that
+    /// expire, so a stream without one pays nothing for the timer.
+    expiry: Option<Pin<Box<Sleep>>>,
     /// Keeps this stream's place under the caps until the stream is dropped.
     _permit: StreamPermit,
 }
@@ -158,7 +167,7 @@ fn events(watcher: Watcher) -> impl Stream<Item = Result<Event, Infallible>> {
                         return None;
                     }
                 }
-                () = until(watcher.expires_at, watcher.clock.now()) => return None,
+                () = expired(&mut watcher.expiry) => return None,
             }
         }
     })
@@ -175,16 +184,10 @@ impl Watcher {
     }
 }
 
-/// Completes at `deadline`; never when there is none.
-async fn until(
-    deadline: Option<chrono::DateTime<chrono::Utc>>,
-    now: chrono::DateTime<chrono::Utc>,
-) {
-    match deadline {
-        Some(deadline) => {
-            let left = (deadline - now).to_std().unwrap_or_default();
-            tokio::time::sleep(left).await;
-        }
+/// Completes when `expiry` fires; never when there is none.
+async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.as_mut().await,
         None => std::future::pending().await,
     }
 }
@@ -240,7 +243,7 @@ mod tests {
             access_changes: access.changes(),
             access,
             token: None,
-            expires_at: None,
+            expiry: None,
             _permit: Arc::new(StreamLimits::new(1, 1)).acquire(&app).unwrap(),
         };
         let mut events = Box::pin(events(watcher));
