@@ -27,7 +27,7 @@ use secapp_api::{APP_NAME_HEADER, TOKEN_HEADER};
 use secapp_domain::{AppName, AppNameError, Role, Roles};
 
 use crate::access::failures::Failure;
-use crate::access::{Authenticated, Refused, SHARED_TOKEN_ID, TokenUse};
+use crate::access::{Authenticated, Lapsed, Refused, SHARED_TOKEN_ID, TokenUse};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -144,6 +144,47 @@ impl<N: Need + Send + Sync> FromRequestParts<AppState> for Authorized<N> {
     }
 }
 
+impl Principal {
+    /// Checks the caller again during a request that lasts (a stream, a
+    /// long poll): `role` must still be held, with a live token.
+    ///
+    /// # Errors
+    /// The refusal a new request would get.
+    pub fn recheck(&self, state: &AppState, role: Role) -> Result<(), ApiError> {
+        let token = self.token.as_ref().map(|token| &**token.id());
+        state
+            .access
+            .recheck(token, &self.app, role, state.clock.now())
+            .map_err(|lapsed| match lapsed {
+                Lapsed::Refused(refused) => refused.into(),
+                Lapsed::RoleRemoved(held) => ApiError::MissingRole {
+                    needed: match role {
+                        Role::Publish => &[Role::Publish],
+                        Role::Consume => &[Role::Consume],
+                        Role::Viewer => &[Role::Viewer],
+                        Role::Admin => &[Role::Admin],
+                    },
+                    app: self.app.to_string(),
+                    held,
+                },
+                Lapsed::NameRegistered => {
+                    ApiError::SharedTokenForRegisteredApp(self.app.to_string())
+                }
+            })
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Invalid => Self::InvalidToken,
+            Refused::Expired => Self::TokenExpired,
+            Refused::Revoked => Self::TokenRevoked,
+            Refused::Disabled => Self::AppDisabled,
+        }
+    }
+}
+
 /// Authenticates the token, then reconciles it with `App-name`.
 fn identify(
     parts: &Parts,
@@ -152,15 +193,7 @@ fn identify(
 ) -> Result<Principal, ApiError> {
     let token = credential(&parts.headers)?;
     let now = state.clock.now();
-    let authenticated = state
-        .access
-        .authenticate(token, now)
-        .map_err(|refused| match refused {
-            Refused::Invalid => ApiError::InvalidToken,
-            Refused::Expired => ApiError::TokenExpired,
-            Refused::Revoked => ApiError::TokenRevoked,
-            Refused::Disabled => ApiError::AppDisabled,
-        })?;
+    let authenticated = state.access.authenticate(token, now)?;
     let claimed = app_name(&parts.headers)?;
     match authenticated {
         Authenticated::Shared => {

@@ -114,6 +114,17 @@ pub enum Refused {
     Disabled,
 }
 
+/// Why a caller admitted earlier no longer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lapsed {
+    /// Its token would now be refused, for this reason.
+    Refused(Refused),
+    /// Its application no longer holds the role; these are the roles it has.
+    RoleRemoved(Roles),
+    /// The name it used with the shared token has been registered.
+    NameRegistered,
+}
+
 /// Why an admin operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -389,29 +400,49 @@ impl Access {
         self.revision.subscribe()
     }
 
-    /// Whether a caller admitted earlier would still be: its token (`None`
-    /// for the shared one) live, its application enabled and holding
-    /// `role`; for the shared token, `app` still unregistered.
-    #[must_use]
-    pub fn still_admits(
+    /// Checks again a caller admitted earlier, for requests that last
+    /// (streams, long polls): its token (`None` for the shared one) still
+    /// live, its application enabled and holding `role`; for the shared
+    /// token, `app` still unregistered.
+    ///
+    /// # Errors
+    /// [`Lapsed`] saying what changed.
+    pub fn recheck(
         &self,
         token: Option<&str>,
         app: &AppName,
         role: Role,
         now: DateTime<Utc>,
-    ) -> bool {
+    ) -> Result<(), Lapsed> {
         let registry = self.read();
         let Some(token) = token else {
-            return self.shared.is_some() && !registry.apps.contains_key(app.as_str());
+            return if registry.apps.contains_key(app.as_str()) {
+                Err(Lapsed::NameRegistered)
+            } else {
+                Ok(())
+            };
         };
-        let Some(entry) = registry.tokens.get(token) else {
-            return false;
-        };
-        entry.live(now)
-            && registry
-                .apps
-                .get(app.as_str())
-                .is_some_and(|record| record.disabled_at.is_none() && record.roles.contains(role))
+        let entry = registry
+            .tokens
+            .get(token)
+            .ok_or(Lapsed::Refused(Refused::Invalid))?;
+        if entry.record.revoked_at.is_some() {
+            return Err(Lapsed::Refused(Refused::Revoked));
+        }
+        if !entry.live(now) {
+            return Err(Lapsed::Refused(Refused::Expired));
+        }
+        let record = registry
+            .apps
+            .get(app.as_str())
+            .ok_or(Lapsed::Refused(Refused::Invalid))?;
+        if record.disabled_at.is_some() {
+            return Err(Lapsed::Refused(Refused::Disabled));
+        }
+        if !record.roles.contains(role) {
+            return Err(Lapsed::RoleRemoved(record.roles));
+        }
+        Ok(())
     }
 
     /// Whether `app` is registered (the shared token may not speak for it).

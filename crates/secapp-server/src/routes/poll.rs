@@ -22,7 +22,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use secapp_api::{
     CurrentState, Empty, POLL_AFTER_HEADER, PollAnswer, SERVER_TIME_HEADER, STATE_AGE_HEADER,
 };
-use secapp_domain::{AppName, ChangeId, Head, Mode};
+use secapp_domain::{AppName, ChangeId, Head, Mode, Role};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::IntoParams;
@@ -171,8 +171,11 @@ pub async fn poll(
     // it must record nothing.
     let record = method != Method::HEAD;
     let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
-    // Only a long poll subscribes: a plain poll need not touch the channel.
+    // Only a long poll subscribes: a plain poll need not touch the channels.
     let mut changes = wait.map(|_| state.hub.watch());
+    // A long poll also wakes when applications or tokens change, to answer
+    // a caller no longer admitted with the refusal it would now get.
+    let mut access_changes = wait.map(|_| state.access.changes());
     let mut now = state.clock.now();
     // The head the last look compared the client's cursor with: a 304 must
     // carry its ETag, not that of a head published since.
@@ -191,15 +194,19 @@ pub async fn poll(
             return Ok(response);
         }
         seen = looked.seen;
-        let (Some(deadline), Some(changes)) = (deadline, &mut changes) else {
+        let (Some(deadline), Some(changes), Some(access_changes)) =
+            (deadline, &mut changes, &mut access_changes)
+        else {
             break;
         };
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { break },
+            changed = access_changes.changed() => if changed.is_err() { break },
             () = tokio::time::sleep_until(deadline) => break,
             () = state.shutdown.cancelled() => break,
         }
         now = state.clock.now();
+        principal.recheck(&state, Role::Consume)?;
     }
     let mut response = match (&held, &seen) {
         (Held::IfNoneMatch(_), Some(head)) => {

@@ -175,12 +175,14 @@ fn events(watcher: Watcher) -> impl Stream<Item = Result<Event, Infallible>> {
 
 impl Watcher {
     fn admitted(&self) -> bool {
-        self.access.still_admits(
-            self.token.as_deref(),
-            &self.app,
-            Role::Consume,
-            self.clock.now(),
-        )
+        self.access
+            .recheck(
+                self.token.as_deref(),
+                &self.app,
+                Role::Consume,
+                self.clock.now(),
+            )
+            .is_ok()
     }
 }
 

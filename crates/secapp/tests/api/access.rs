@@ -654,3 +654,57 @@ async fn an_open_stream_ends_once_its_caller_is_no_longer_admitted() {
     let (event_id, _) = kept_stream.next_event(PATIENCE).await.unwrap();
     assert_eq!(event_id, id.to_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_long_poll_answers_with_the_refusal_once_its_caller_is_no_longer_admitted() {
+    let app = spawn_app().await;
+    let producer = app.register("security-team", &["publish"]).await;
+    let id = publish_with(&app, &producer, 2, "2026-03-01T12:00:00Z").await;
+    app.register("revoked-app", &["consume"]).await;
+    let (revoked, revoked_id) = app.issue_token("revoked-app", json!({})).await;
+    let demoted = app.register("demoted-app", &["consume"]).await;
+    let hold = |name: &'static str, token: String| {
+        let request = app
+            .client
+            .get(app.url(&format!("/secapp/update?after={id}&wait=50")))
+            .header("App-name", name)
+            .bearer_auth(token);
+        tokio::spawn(async move { status_and_json(request.send().await.unwrap()).await })
+    };
+    let held_revoked = hold("revoked-app", revoked);
+    let held_demoted = hold("demoted-app", demoted);
+    // Both are waiting: nothing is new for them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held_revoked.is_finished() && !held_demoted.is_finished());
+
+    app.revoke(&revoked_id).await;
+    let (status, body) = tokio::time::timeout(PATIENCE, held_revoked)
+        .await
+        .expect("answered at once, not after the 50 s wait")
+        .unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("token_revoked"))
+    );
+
+    let (status, _) = app
+        .admin_json(
+            Method::PATCH,
+            "/admin/apps/demoted-app",
+            Some(&json!({"roles": ["viewer"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = tokio::time::timeout(PATIENCE, held_demoted)
+        .await
+        .expect("answered at once")
+        .unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("missing_role"))
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("`consume`"),
+        "{body}"
+    );
+}
