@@ -53,7 +53,7 @@ fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     get, path = "/admin/apps", tag = "admin",
     responses(
         (status = 200, description = "Every application, by name.", body = AppsAnswer),
-        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
         (status = 403, description = "`missing_role` (needs `admin`), `app_disabled` or `app_name_mismatch`.", body = secapp_api::ErrorBody),
     ),
     security(("token" = []), ("bearer" = [])),
@@ -75,6 +75,7 @@ pub async fn list_apps(
     responses(
         (status = 201, description = "Registered.", body = AppView),
         (status = 400, description = "`malformed_json`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
         (status = 403, description = "`missing_role` (needs `admin`).", body = secapp_api::ErrorBody),
         (status = 409, description = "`app_exists`.", body = secapp_api::ErrorBody),
         (status = 422, description = "`invalid_body` or `invalid_field` (name, roles, description or owner).", body = secapp_api::ErrorBody),
@@ -102,6 +103,7 @@ pub async fn create_app(
     params(("name" = String, Path, description = "The application's name.")),
     responses(
         (status = 200, description = "The application.", body = AppView),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
         (status = 403, description = "`missing_role` (needs `admin`).", body = secapp_api::ErrorBody),
         (status = 404, description = "`unknown_app`.", body = secapp_api::ErrorBody),
     ),
@@ -125,6 +127,7 @@ pub async fn show_app(
     request_body(content = AppPatch, content_type = "application/json"),
     responses(
         (status = 200, description = "The application as changed.", body = AppView),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
         (status = 403, description = "`missing_role` (needs `admin`).", body = secapp_api::ErrorBody),
         (status = 404, description = "`unknown_app`.", body = secapp_api::ErrorBody),
         (status = 409, description = "`last_admin`: the change would leave no enabled admin application with a live token.", body = secapp_api::ErrorBody),
@@ -158,6 +161,7 @@ pub async fn update_app(
     request_body(content = NewToken, content_type = "application/json", description = "Optional: expiry and label; an empty body issues a token that never expires."),
     responses(
         (status = 201, description = "Issued; `token` is shown only now.", body = IssuedToken),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
         (status = 403, description = "`missing_role` (needs `admin`).", body = secapp_api::ErrorBody),
         (status = 404, description = "`unknown_app`.", body = secapp_api::ErrorBody),
         (status = 422, description = "`invalid_body` or `invalid_field` (expiry or label).", body = secapp_api::ErrorBody),
@@ -200,6 +204,7 @@ pub struct TokensParams {
     params(TokensParams),
     responses(
         (status = 200, description = "The tokens.", body = TokensAnswer),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
         (status = 403, description = "`missing_role` (needs `admin`).", body = secapp_api::ErrorBody),
         (status = 404, description = "`unknown_app`.", body = secapp_api::ErrorBody),
     ),
@@ -225,6 +230,7 @@ pub async fn list_tokens(
     params(("id" = String, Path, description = "The token's id (`tok_…`).")),
     responses(
         (status = 200, description = "Revoked.", body = TokenView),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
         (status = 403, description = "`missing_role` (needs `admin`).", body = secapp_api::ErrorBody),
         (status = 404, description = "`unknown_token`.", body = secapp_api::ErrorBody),
         (status = 409, description = "`last_admin`: it is the last live token of an enabled admin application.", body = secapp_api::ErrorBody),
@@ -265,6 +271,7 @@ pub struct AuditParams {
     responses(
         (status = 200, description = "One page of admin actions.", body = AuditAnswer),
         (status = 400, description = "`invalid_query`.", body = secapp_api::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
         (status = 403, description = "`missing_role` (needs `admin`).", body = secapp_api::ErrorBody),
     ),
     security(("token" = []), ("bearer" = [])),
@@ -315,6 +322,7 @@ pub async fn audit(
     get, path = "/admin/auth-failures", tag = "admin",
     responses(
         (status = 200, description = "Counts and the latest refusals.", body = AuthFailuresAnswer),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
         (status = 403, description = "`missing_role` (needs `admin`).", body = secapp_api::ErrorBody),
     ),
     security(("token" = []), ("bearer" = [])),

@@ -56,6 +56,27 @@ async fn the_openapi_document_describes_every_endpoint_and_the_token() {
         doc["components"]["securitySchemes"]["token"]["name"],
         "Token"
     );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for (path, methods) in [
+        ("/admin/apps", &["get", "post"][..]),
+        ("/admin/apps/{name}", &["get", "patch"]),
+        ("/admin/apps/{name}/tokens", &["post"]),
+        ("/admin/tokens", &["get"]),
+        ("/admin/tokens/{id}", &["delete"]),
+        ("/admin/audit", &["get"]),
+        ("/admin/auth-failures", &["get"]),
+    ] {
+        for method in methods {
+            let op = &doc["paths"][path][method];
+            for code in ["401", "403"] {
+                assert!(op["responses"][code].is_object(), "{method} {path}: {code}");
+            }
+            assert_eq!(op["security"][1]["bearer"], serde_json::json!([]));
+        }
+    }
     assert!(doc["paths"]["/healthz"].is_object() && doc["paths"]["/readyz"].is_object());
     let get = &update["get"];
     assert!(get["responses"]["304"].is_object(), "304 is documented");
