@@ -27,7 +27,8 @@ pub struct NewApp {
     pub owner: Option<String>,
 }
 
-/// Body of `PATCH /admin/apps/{name}`: only the fields sent change.
+/// Body of `PATCH /admin/apps/{name}`: only the fields sent change; `{}`
+/// changes nothing and records nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"roles": ["consume", "viewer"], "disabled": false}))]

@@ -588,6 +588,10 @@ impl Access {
             .get(name)
             .cloned()
             .ok_or_else(|| AccessError::UnknownApp(name.to_owned()))?;
+        if patch == AppPatch::default() {
+            // Nothing to change: nothing written, nothing audited.
+            return self.app(name, now);
+        }
         if let Some(names) = &patch.roles {
             record.roles = roles(names)?;
         }

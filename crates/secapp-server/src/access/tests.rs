@@ -320,6 +320,11 @@ async fn invalid_fields_are_refused_and_change_nothing() {
         .await;
     assert!(matches!(unknown, Err(AccessError::UnknownApp(_))));
     assert!(access.tokens(None, now).unwrap().is_empty());
+    let unchanged = access
+        .update_app(&admin(), "billing", AppPatch::default(), now)
+        .await
+        .unwrap();
+    assert_eq!(unchanged, access.app("billing", now).unwrap());
     let events = access
         .audit(AuditQuery {
             limit: 100,
