@@ -1062,6 +1062,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_from_before_tokens_upgrades_and_keeps_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // The schema as the release before migration 5 left it.
+            let mut conn =
+                rusqlite::Connection::open(dir.path().join(super::DATABASE_FILE)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                                                 applied_at TEXT NOT NULL)",
+            )
+            .unwrap();
+            let tx = conn.transaction().unwrap();
+            for (version, name, sql) in &super::MIGRATIONS[..4] {
+                tx.execute_batch(sql).unwrap();
+                tx.execute(
+                    "INSERT INTO schema_migrations VALUES (?1, ?2, 'then')",
+                    rusqlite::params![version, name],
+                )
+                .unwrap();
+            }
+            tx.execute(
+                "INSERT INTO changes (level, changed_at, published_by, received_at, outcome,
+                                      head_version, source_address)
+                 VALUES (4, '2026-03-01T12:00:00Z', 'security-team',
+                         '2026-03-01T12:00:01.000000Z', 'head', 1, '10.0.0.1')",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let snapshot = store.snapshot().await.unwrap();
+        assert_eq!(snapshot.head.unwrap().change.id.0, 1);
+        assert!(snapshot.apps.is_empty() && snapshot.tokens.is_empty());
+        let history = store
+            .history(crate::store::HistoryQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].published_by, "security-team");
+        assert_eq!(history[0].token_id, None, "kept as unknown, not invented");
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_database_from_a_newer_secapp_is_refused_with_advice() {
         let dir = tempfile::tempdir().unwrap();
         SqliteStore::open(dir.path())
