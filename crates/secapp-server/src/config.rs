@@ -31,7 +31,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SECAPP_LISTEN", value_name = "IP:PORT")]
     pub listen: Option<SocketAddr>,
 
-    /// Directory holding the SQLite database and the generated token; created if
+    /// Directory holding the SQLite database (and `api-token` in the shared-token mode); created if
     /// missing [default: ./secapp-data].
     #[arg(long, env = "SECAPP_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -184,7 +184,7 @@ pub struct AppLimits {
 pub struct Config {
     /// Where to listen (used by the binary; tests bind their own listener).
     pub listen: SocketAddr,
-    /// Directory of the SQLite database and the generated token.
+    /// Directory of the SQLite database (and `api-token` in the shared-token mode).
     pub data_dir: PathBuf,
     /// Accepted criticality levels.
     pub levels: LevelRange,

@@ -28,7 +28,7 @@ pub enum ApiError {
     /// An `App-name` that is not a valid name.
     #[error("the App-name header is invalid: {0}")]
     InvalidAppName(AppNameError),
-    /// No `Token` header.
+    /// Neither `Token` nor `Authorization: Bearer`.
     #[error("no token was sent: send it as `Token: <token>` or `Authorization: Bearer <token>`")]
     MissingToken,
     /// A token that matches no issued token.

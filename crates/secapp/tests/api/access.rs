@@ -7,7 +7,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Sse, SseReader, TOKEN, TestApp, spawn_app, spawn_app_with, status_and_json};
+use crate::helpers::{
+    Sse, SseReader, TOKEN, TestApp, refused, spawn_app, spawn_app_with, status_and_json,
+};
 
 /// Everything a refusal must leave unchanged, read with the admin token.
 /// Last-used times are left out: they move with the admin's own reads.
@@ -323,18 +325,13 @@ async fn a_producer_and_fifty_consumers_rotate_a_token_without_missing_a_change(
     assert_eq!(report["consumers"], json!([]));
 
     // No app can read as another, with its own token or the shared one.
-    let (status, body) = status_and_json(
+    refused(
         app.with_token(Method::GET, "/secapp/update", &consumers[1].1)
-            .header("App-name", &consumers[2].0)
-            .send()
-            .await
-            .unwrap(),
+            .header("App-name", &consumers[2].0),
+        403,
+        "app_name_mismatch",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (403, Some("app_name_mismatch"))
-    );
     let (status, body) = app.api().poll(&consumers[2].0).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -376,31 +373,19 @@ async fn the_token_may_come_as_bearer_or_token_header_but_not_two_different_ones
     );
     // The prototype's endpoints need App-name with any token, as the
     // contract says; the reports take the application from the token.
-    let (status, body) = status_and_json(
-        app.with_token(Method::GET, "/secapp/update", &token)
-            .send()
-            .await
-            .unwrap(),
+    refused(
+        app.with_token(Method::GET, "/secapp/update", &token),
+        400,
+        "missing_app_name",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("missing_app_name"))
-    );
     let both = app
         .client
         .get(app.url("/secapp/update"))
         .header("App-name", "billing")
         .header("Token", TOKEN)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = status_and_json(both).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("conflicting_credentials"))
-    );
+        .bearer_auth(&token);
+    refused(both, 401, "conflicting_credentials").await;
     let basic = plain("Authorization", "Basic YWRtaW46YWRtaW4=".into())
         .await
         .unwrap();
@@ -422,16 +407,8 @@ async fn refused_authentications_are_counted_with_who_from_where_and_why() {
             .unwrap();
         assert_eq!(response.status(), 401);
     }
-    let response = app
-        .with_token(Method::GET, "/secapp/history", &consumer)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = status_and_json(response).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (403, Some("missing_role"))
-    );
+    let history = app.with_token(Method::GET, "/secapp/history", &consumer);
+    let body = refused(history, 403, "missing_role").await;
     let detail = body["detail"].as_str().unwrap();
     assert!(
         detail.contains("`viewer` or `admin`") && detail.contains("consume"),
@@ -635,20 +612,15 @@ async fn an_open_stream_ends_once_its_caller_is_no_longer_admitted() {
         assert!(ends(reader).await, "{case}");
     }
     // Reconnecting is refused, with the reason.
-    let (status, body) = status_and_json(
+    refused(
         app.client
             .get(app.url("/secapp/stream"))
             .header("Token", &revoked)
-            .header("App-name", "revoked-app")
-            .send()
-            .await
-            .unwrap(),
+            .header("App-name", "revoked-app"),
+        401,
+        "token_revoked",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("token_revoked"))
-    );
     // The unaffected stream still gets the next change.
     let id = publish_with(&app, &producer, 4, "2026-03-01T12:05:00Z").await;
     let (event_id, _) = kept_stream.next_event(PATIENCE).await.unwrap();

@@ -257,6 +257,18 @@ impl Api {
     }
 }
 
+/// Sends `request`, checks that it is refused with `status` and the error
+/// `code`, and returns the JSON body for further checks.
+pub async fn refused(request: reqwest::RequestBuilder, status: u16, code: &str) -> Value {
+    let (got, body) = status_and_json(request.send().await.expect("send")).await;
+    assert_eq!(
+        (got, body["error"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+    body
+}
+
 /// Status and JSON body of a response; panics if the body is not JSON.
 pub async fn status_and_json(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
