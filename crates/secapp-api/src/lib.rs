@@ -18,6 +18,8 @@ pub const APP_NAME_HEADER: &str = "App-name";
 /// Header carrying the credential (`Authorization: Bearer <token>` is
 /// accepted too).
 pub const TOKEN_HEADER: &str = "Token";
+/// Header making a publish safe to retry: one key per intended change.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 /// Answer header: seconds until the client should poll again (jittered;
 /// `0` after a long poll, whose client should re-poll at once).
 pub const POLL_AFTER_HEADER: &str = "Secapp-Poll-After";

@@ -1,10 +1,12 @@
-//! `Change_at` timestamps: parsing, UTC normalisation and the future-skew guard.
+//! `Change_at` timestamps: parsing, UTC normalisation and the future-skew
+//! guard; and the range of instants secapp accepts anywhere, [`earliest`] to
+//! [`latest`]: what RFC 3339's four-digit years can write and read back.
 
 use std::cmp::Ordering;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 
 /// The most fractional-second digits kept (nanoseconds).
 const MAX_DIGITS: usize = 9;
@@ -16,6 +18,32 @@ const NAIVE_FORMATS: [&str; 4] = [
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d %H:%M",
 ];
+
+/// The earliest instant secapp accepts or stores: `0000-01-01T00:00:00Z`.
+#[must_use]
+pub fn earliest() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(0, 1, 1)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map_or(DateTime::<Utc>::MIN_UTC, |at| at.and_utc())
+}
+
+/// The latest instant secapp accepts or stores:
+/// `9999-12-31T23:59:59.999999999Z`. RFC 3339 writes years with four digits,
+/// so a later instant could be written but never read back.
+#[must_use]
+pub fn latest() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 999_999_999))
+        .map_or(DateTime::<Utc>::MAX_UTC, |at| at.and_utc())
+}
+
+/// Whether `at` lies in [`earliest`]`..=`[`latest`]: every instant secapp
+/// accepts, from a client or its own configuration, must, so that what it
+/// stores can always be read back.
+#[must_use]
+pub fn in_range(at: DateTime<Utc>) -> bool {
+    (earliest()..=latest()).contains(&at)
+}
 
 /// When a level changed: an instant in UTC plus how many fractional-second
 /// digits the producer gave, so the echo shows fractions only when given.
@@ -38,6 +66,12 @@ pub enum TimestampError {
          2026-03-01T15:05:00+03:00, or a naive ISO 8601 time such as 2026-03-01T12:05:00 (taken as UTC)"
     )]
     Invalid(String),
+    /// A real timestamp outside the years 0000 to 9999.
+    #[error(
+        "`{0}` is outside the years 0000 to 9999: secapp stores timestamps as RFC 3339, \
+         which writes years with four digits"
+    )]
+    OutOfRange(String),
     /// Later than the server's clock allows.
     #[error(
         "`{at}` is {ahead_s} s ahead of the server's clock; at most {allowed_s} s is allowed. \
@@ -73,6 +107,11 @@ impl ChangedAt {
         // producer should trust emits one, and it cannot be echoed faithfully.
         if at.nanosecond() >= 1_000_000_000 {
             return Err(invalid());
+        }
+        // A naive form takes signed and five-digit years, which RFC 3339
+        // cannot write back.
+        if !in_range(at) {
+            return Err(TimestampError::OutOfRange(shorten(raw)));
         }
         let digits = fraction_digits(text).min(MAX_DIGITS);
         Ok(Self {
@@ -255,6 +294,36 @@ mod tests {
                 "{bad:?} should be refused"
             );
         }
+    }
+
+    #[test]
+    fn years_outside_0000_to_9999_are_refused_as_out_of_range() {
+        // A naive time takes a sign and more digits; the stored form could not
+        // be read back, and a head stored so would stop the next start.
+        for raw in [
+            "-0001-01-01T00:00:00",
+            "+10000-01-01T00:00:00",
+            "-0001-12-31 23:59",
+        ] {
+            assert!(
+                matches!(ChangedAt::parse(raw), Err(TimestampError::OutOfRange(_))),
+                "{raw:?} should be refused"
+            );
+        }
+        assert_eq!(norm("0000-01-01T00:00:00Z"), "0000-01-01T00:00:00Z");
+        assert_eq!(
+            norm("9999-12-31T23:59:59.999999999Z"),
+            "9999-12-31T23:59:59.999999999Z"
+        );
+    }
+
+    #[test]
+    fn the_range_ends_are_the_four_digit_years() {
+        assert_eq!(earliest().to_rfc3339(), "0000-01-01T00:00:00+00:00");
+        assert_eq!(latest().to_rfc3339(), "9999-12-31T23:59:59.999999999+00:00");
+        assert!(in_range(earliest()) && in_range(latest()));
+        assert!(!in_range(earliest() - chrono::TimeDelta::nanoseconds(1)));
+        assert!(!in_range(latest() + chrono::TimeDelta::nanoseconds(1)));
     }
 
     #[test]

@@ -21,8 +21,8 @@ use std::marker::PhantomData;
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 use secapp_api::{APP_NAME_HEADER, TOKEN_HEADER};
 use secapp_domain::{AppName, AppNameError, Role, Roles};
 
@@ -232,9 +232,8 @@ fn identify(
 /// The offered token: `Token: <t>` or `Authorization: Bearer <t>`. Both may
 /// be sent if they agree.
 fn credential(headers: &HeaderMap) -> Result<&[u8], ApiError> {
-    let token = single(headers, TOKEN_HEADER).map_err(|()| ApiError::InvalidToken)?;
-    let bearer = single(headers, header::AUTHORIZATION.as_str())
-        .map_err(|()| ApiError::InvalidToken)?
+    let token = single(headers, TOKEN_HEADER)?;
+    let bearer = single(headers, "Authorization")?
         .map(|value| bearer_token(value).ok_or(ApiError::InvalidToken))
         .transpose()?;
     match (token, bearer) {
@@ -258,21 +257,25 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 
 /// The `App-name` header, when sent.
 fn app_name(headers: &HeaderMap) -> Result<Option<AppName>, ApiError> {
-    let invalid = || ApiError::InvalidAppName(AppNameError::NotPrintable);
-    let Some(raw) = single(headers, APP_NAME_HEADER).map_err(|()| invalid())? else {
+    let Some(raw) = single(headers, APP_NAME_HEADER)? else {
         return Ok(None);
     };
-    let name = std::str::from_utf8(raw).map_err(|_| invalid())?;
+    let name = std::str::from_utf8(raw)
+        .map_err(|_| ApiError::InvalidAppName(AppNameError::NotPrintable))?;
     Ok(Some(AppName::parse(name)?))
 }
 
-/// The value of a header that must appear at most once; `Err` when repeated,
-/// since two names or two tokens leave the caller's identity ambiguous.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a [u8]>, ()> {
+/// The value of a header that must appear at most once; refused when
+/// repeated, since two names or two tokens leave the caller's identity
+/// ambiguous.
+pub(crate) fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a [u8]>, ApiError> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
-        return Err(());
+        return Err(ApiError::RepeatedHeader(name));
     }
     Ok(first.map(axum::http::HeaderValue::as_bytes))
 }
@@ -344,7 +347,10 @@ mod tests {
     fn token_and_bearer_must_agree() {
         let mut headers = HeaderMap::new();
         assert!(matches!(credential(&headers), Err(ApiError::MissingToken)));
-        headers.insert(header::AUTHORIZATION, "Bearer one".parse().unwrap());
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            "Bearer one".parse().unwrap(),
+        );
         assert_eq!(credential(&headers).unwrap(), b"one");
         headers.insert(TOKEN_HEADER, "one".parse().unwrap());
         assert_eq!(credential(&headers).unwrap(), b"one");
@@ -353,7 +359,10 @@ mod tests {
             credential(&headers),
             Err(ApiError::ConflictingCredentials)
         ));
-        headers.insert(header::AUTHORIZATION, "Basic b25lOg==".parse().unwrap());
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            "Basic b25lOg==".parse().unwrap(),
+        );
         assert!(matches!(credential(&headers), Err(ApiError::InvalidToken)));
     }
 

@@ -96,6 +96,29 @@ pub struct ServeArgs {
     #[arg(long, env = "SECAPP_POLL_INTERVAL", value_parser = humantime::parse_duration)]
     pub poll_interval: Option<Duration>,
 
+    /// How long a client may take to send a request head: from the
+    /// connection's start, or from the first byte of each later request
+    /// [default: 10s].
+    #[arg(long, env = "SECAPP_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+
+    /// How long a client may take to send a request body once its head has
+    /// arrived [default: 10s].
+    #[arg(long, env = "SECAPP_BODY_READ_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Option<Duration>,
+
+    /// How long a connection may stay idle between requests; held long
+    /// polls and open streams are not idle [default: 75s, above common load
+    /// balancers' 60 s].
+    #[arg(long, env = "SECAPP_KEEP_ALIVE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub keep_alive_timeout: Option<Duration>,
+
+    /// The most connections open at once; at the cap new connections wait
+    /// until one closes [default: derived from the open-file limit, keeping a
+    /// tenth of it (64 to 1024) for the database and logs].
+    #[arg(long, env = "SECAPP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
     /// Whether the prototype's single shared token is accepted (publish and
     /// consume as any unregistered App-name): `auto` turns it on only for a
     /// data dir that already has one, or when SECAPP_API_TOKEN is set
@@ -145,6 +168,13 @@ struct FileConfig {
     poll_interval: Option<Duration>,
     publish_rate: Option<u32>,
     read_rate: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    header_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    body_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    keep_alive_timeout: Option<Duration>,
+    max_connections: Option<usize>,
     shared_token: Option<SharedTokenMode>,
     /// Per-application overrides: `[app_rate_limits.billing]`.
     #[serde(default)]
@@ -208,6 +238,15 @@ pub struct Config {
     pub idempotency_window: Duration,
     /// Per-application request rate limits.
     pub rate_limits: RateLimitConfig,
+    /// How long a request head may take to arrive.
+    pub header_read_timeout: Duration,
+    /// How long a request body may take to arrive.
+    pub body_read_timeout: Duration,
+    /// How long a connection may stay idle between requests.
+    pub keep_alive_timeout: Duration,
+    /// The most connections open at once; `None` derives it from the
+    /// process's open-file limit when the server starts.
+    pub max_connections: Option<usize>,
     /// The shared token from the environment; when `None` the token stored in
     /// the data dir is used, if the compatibility mode is on.
     pub api_token: Option<ApiToken>,
@@ -242,6 +281,12 @@ pub enum ConfigError {
     /// A duration that must be positive is zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// A duration too long to add to a clock safely.
+    #[error("{0} must be at most 100 years (36500d)")]
+    DurationTooLong(&'static str),
+    /// A count that must be positive is zero.
+    #[error("{0} must be at least 1")]
+    ZeroCount(&'static str),
     /// `SECAPP_API_TOKEN` is set but empty or not printable.
     #[error(
         "{API_TOKEN_ENV} must be printable ASCII with no spaces; unset it to use the token stored in the data dir"
@@ -271,6 +316,10 @@ impl Config {
                 read_per_second: 1000,
                 per_app: HashMap::new(),
             },
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(75),
+            max_connections: None,
             api_token: None,
             shared_token: SharedTokenMode::Auto,
         }
@@ -287,6 +336,24 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        Self::resolve(args, file, api_token)
+    }
+
+    /// The configuration a config file's text gives, with no flags: what
+    /// `--config` would load.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the setting to fix.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let path = PathBuf::from("<config>");
+        Self::resolve(ServeArgs::default(), parse_file(&path, text)?, None)
+    }
+
+    fn resolve(
+        args: ServeArgs,
+        file: FileConfig,
+        api_token: Option<String>,
+    ) -> Result<Self, ConfigError> {
         let defaults = Self::new("./secapp-data");
         let levels = LevelRange::new(
             layer(args.min_level, file.min_level, defaults.levels.min()),
@@ -313,6 +380,34 @@ impl Config {
             ),
             "--poll-interval",
         )?;
+        let header_read_timeout = positive(
+            layer(
+                args.header_read_timeout,
+                file.header_read_timeout,
+                defaults.header_read_timeout,
+            ),
+            "--header-read-timeout",
+        )?;
+        let body_read_timeout = positive(
+            layer(
+                args.body_read_timeout,
+                file.body_read_timeout,
+                defaults.body_read_timeout,
+            ),
+            "--body-read-timeout",
+        )?;
+        let keep_alive_timeout = positive(
+            layer(
+                args.keep_alive_timeout,
+                file.keep_alive_timeout,
+                defaults.keep_alive_timeout,
+            ),
+            "--keep-alive-timeout",
+        )?;
+        let max_connections = args.max_connections.or(file.max_connections);
+        if max_connections == Some(0) {
+            return Err(ConfigError::ZeroCount("--max-connections"));
+        }
         let api_token = api_token
             .map(|raw| ApiToken::new(raw).ok_or(ConfigError::BadToken))
             .transpose()?;
@@ -344,7 +439,7 @@ impl Config {
             ),
             per_app,
         };
-        Ok(Self {
+        let config = Self {
             listen: layer(args.listen, file.listen, defaults.listen),
             data_dir: layer(args.data_dir, file.data_dir, defaults.data_dir),
             levels,
@@ -374,11 +469,42 @@ impl Config {
                 defaults.idempotency_window,
             ),
             rate_limits,
+            header_read_timeout,
+            body_read_timeout,
+            keep_alive_timeout,
+            max_connections,
             api_token,
             shared_token: layer(args.shared_token, file.shared_token, defaults.shared_token),
-        })
+        };
+        config.check_durations()?;
+        Ok(config)
+    }
+
+    /// Every duration is added to or taken from clocks: bounded so none of
+    /// those can overflow or leave the years secapp can store.
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        for (value, name) in [
+            (self.max_clock_skew, "--max-clock-skew"),
+            (self.cursor_flush_interval, "--cursor-flush-interval"),
+            (self.shutdown_grace, "--shutdown-grace"),
+            (self.max_wait, "--max-wait"),
+            (self.heartbeat, "--heartbeat"),
+            (self.poll_interval, "--poll-interval"),
+            (self.idempotency_window, "--idempotency-window"),
+            (self.header_read_timeout, "--header-read-timeout"),
+            (self.body_read_timeout, "--body-read-timeout"),
+            (self.keep_alive_timeout, "--keep-alive-timeout"),
+        ] {
+            if value > MAX_DURATION {
+                return Err(ConfigError::DurationTooLong(name));
+            }
+        }
+        Ok(())
     }
 }
+
+/// The longest duration any setting takes: 100 years.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// A flag (already merged with its environment variable), else the file's
 /// key, else the default.
@@ -391,7 +517,11 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+    parse_file(path, &text)
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::ParseFile {
         path: path.to_owned(),
         message: e.to_string(),
     })

@@ -6,7 +6,7 @@
 //! generic 503: a database message never reaches a client.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secapp_api::ErrorBody;
@@ -28,6 +28,9 @@ pub enum ApiError {
     /// An `App-name` that is not a valid name.
     #[error("the App-name header is invalid: {0}")]
     InvalidAppName(AppNameError),
+    /// A header that may appear once was sent more than once.
+    #[error("the {0} header was sent more than once: send it once")]
+    RepeatedHeader(&'static str),
     /// Neither `Token` nor `Authorization: Bearer`.
     #[error("no token was sent: send it as `Token: <token>` or `Authorization: Bearer <token>`")]
     MissingToken,
@@ -87,11 +90,14 @@ pub enum ApiError {
     /// A body that is not JSON at all.
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
-    /// JSON of the wrong shape: a missing field, a wrong type.
-    #[error(
-        "the body does not have the expected fields: {0}. Send {{\"current_status\": <integer>, \"Change_at\": \"<RFC 3339 time>\"}}"
-    )]
-    InvalidBody(String),
+    /// JSON of the wrong shape: not an object, a missing field, a wrong type.
+    #[error("the body does not have the expected fields: {problem}. Send {expected}")]
+    InvalidBody {
+        /// What is wrong with it.
+        problem: String,
+        /// The shape this endpoint takes, for a person to copy.
+        expected: &'static str,
+    },
     /// A level outside the configured range.
     #[error("current_status is invalid: {0}")]
     LevelOutOfRange(LevelError),
@@ -106,6 +112,12 @@ pub enum ApiError {
     BodyTooLarge {
         /// The limit in bytes.
         limit: usize,
+    },
+    /// A body that did not arrive in time.
+    #[error("the body did not arrive within {seconds} s of the request: send it at once")]
+    BodyTimeout {
+        /// The body-read timeout, in seconds.
+        seconds: u64,
     },
     /// A body that could not be read.
     #[error("the body could not be read: {0}")]
@@ -127,6 +139,24 @@ pub enum ApiError {
     /// A query string that cannot be read.
     #[error("the query string is invalid: {0}")]
     InvalidQuery(String),
+    /// A path segment that cannot be read.
+    #[error("the path is invalid: {0}")]
+    InvalidPath(String),
+    /// A request hyper could not parse: refused before it reached a route.
+    #[error(
+        "the request is not valid HTTP/1.1 (a malformed request line or header field, or a control character in one): check what the client sends"
+    )]
+    MalformedRequest,
+    /// A request head with too many or too large header fields.
+    #[error(
+        "the request's header fields are too many or too large: at most {max_headers} fields and {max_kib} KiB for the request line and all fields",
+        max_headers = crate::listener::MAX_HEADERS,
+        max_kib = crate::listener::MAX_HEAD_BYTES / 1024
+    )]
+    HeadersTooLarge,
+    /// A URI longer than the HTTP layer takes.
+    #[error("the URI is too long: at most 65,534 bytes")]
+    UriTooLong,
     /// Too many streams open, for this application or on this server.
     #[error(
         "too many streams are open {scope} (at most {limit}); retry later, or poll with ?wait="
@@ -172,6 +202,7 @@ impl ApiError {
         match self {
             Self::MissingAppName => "missing_app_name",
             Self::InvalidAppName(_) => "invalid_app_name",
+            Self::RepeatedHeader(header) => repeated_header_code(header),
             Self::MissingToken => "missing_token",
             Self::InvalidToken => "invalid_token",
             Self::ConflictingCredentials => "conflicting_credentials",
@@ -187,17 +218,22 @@ impl ApiError {
             Self::InvalidField(_) => "invalid_field",
             Self::LastAdmin(_) => "last_admin",
             Self::MalformedJson(_) => "malformed_json",
-            Self::InvalidBody(_) => "invalid_body",
+            Self::InvalidBody { .. } => "invalid_body",
             Self::LevelOutOfRange(_) => "level_out_of_range",
             Self::InvalidChangeAt(_) => "invalid_change_at",
             Self::ChangeAtInFuture(_) => "change_at_in_future",
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::UnreadableBody(_) => "unreadable_body",
             Self::InvalidAfter(_) => "invalid_after",
             Self::InvalidWait(_) => "invalid_wait",
             Self::InvalidIfNoneMatch => "invalid_if_none_match",
             Self::InvalidLastEventId => "invalid_last_event_id",
             Self::InvalidQuery(_) => "invalid_query",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::MalformedRequest => "malformed_request",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::UriTooLong => "uri_too_long",
             Self::TooManyStreams { .. } => "too_many_streams",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -213,8 +249,13 @@ impl ApiError {
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
+            // A credential sent twice is refused like a bad credential.
+            Self::RepeatedHeader(_) if self.code() == "invalid_token" => StatusCode::UNAUTHORIZED,
+            Self::RepeatedHeader(_) => StatusCode::BAD_REQUEST,
             Self::MissingAppName
             | Self::InvalidAppName(_)
+            | Self::InvalidPath(_)
+            | Self::MalformedRequest
             | Self::MalformedJson(_)
             | Self::UnreadableBody(_)
             | Self::InvalidAfter(_)
@@ -235,13 +276,16 @@ impl ApiError {
             | Self::MissingRole { .. } => StatusCode::FORBIDDEN,
             Self::UnknownApp(_) | Self::UnknownToken(_) => StatusCode::NOT_FOUND,
             Self::AppExists(_) | Self::LastAdmin(_) => StatusCode::CONFLICT,
-            Self::InvalidBody(_)
+            Self::InvalidBody { .. }
             | Self::LevelOutOfRange(_)
             | Self::InvalidChangeAt(_)
             | Self::ChangeAtInFuture(_)
             | Self::IdempotencyKeyReused
             | Self::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -259,6 +303,22 @@ impl ApiError {
             self.status(),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
         )
+    }
+}
+
+/// The code of a refusal for a header sent twice: the code of that header's
+/// other refusals.
+fn repeated_header_code(header: &str) -> &'static str {
+    if header.eq_ignore_ascii_case(secapp_api::APP_NAME_HEADER) {
+        "invalid_app_name"
+    } else if header.eq_ignore_ascii_case(secapp_api::IDEMPOTENCY_KEY_HEADER) {
+        "invalid_idempotency_key"
+    } else if header.eq_ignore_ascii_case("last-event-id") {
+        "invalid_last_event_id"
+    } else if header.eq_ignore_ascii_case("if-none-match") {
+        "invalid_if_none_match"
+    } else {
+        "invalid_token"
     }
 }
 
@@ -302,6 +362,8 @@ impl IntoResponse for ApiError {
             error: self.code().to_owned(),
             detail: self.to_string(),
         };
+        // The rest of an unread body would be taken for the next request.
+        let close = matches!(self, Self::BodyTooLarge { .. } | Self::BodyTimeout { .. });
         let retry_after = match self {
             Self::StoreUnavailable(_) => Some(HeaderValue::from_static("1")),
             Self::TooManyStreams { .. } => Some(HeaderValue::from_static(STREAM_RETRY_AFTER)),
@@ -311,6 +373,11 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, seconds);
+        }
+        if close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -332,7 +399,7 @@ impl From<TimestampError> for ApiError {
     fn from(e: TimestampError) -> Self {
         match e {
             TimestampError::InFuture { .. } => Self::ChangeAtInFuture(e),
-            TimestampError::Invalid(_) => Self::InvalidChangeAt(e),
+            TimestampError::Invalid(_) | TimestampError::OutOfRange(_) => Self::InvalidChangeAt(e),
         }
     }
 }
@@ -340,18 +407,6 @@ impl From<TimestampError> for ApiError {
 impl From<AppNameError> for ApiError {
     fn from(e: AppNameError) -> Self {
         Self::InvalidAppName(e)
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(rejection: BytesRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Self::BodyTooLarge {
-                limit: crate::routes::MAX_BODY_BYTES,
-            }
-        } else {
-            Self::UnreadableBody(rejection.body_text())
-        }
     }
 }
 
@@ -363,35 +418,13 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        Self::InvalidQuery(rejection.body_text())
-    }
-}
-
-impl From<serde_json::Error> for ApiError {
-    fn from(e: serde_json::Error) -> Self {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Data => Self::InvalidBody(e.to_string()),
-            Category::Syntax | Category::Eof | Category::Io => Self::MalformedJson(e.to_string()),
-        }
+        Self::InvalidPath(rejection.body_text())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_errors_split_into_syntax_and_shape() {
-        let syntax = serde_json::from_str::<secapp_api::PublishRequest>("{nope").unwrap_err();
-        assert_eq!(ApiError::from(syntax).status(), StatusCode::BAD_REQUEST);
-        let shape = serde_json::from_str::<secapp_api::PublishRequest>(r#"{"current_status":"4"}"#)
-            .unwrap_err();
-        assert_eq!(
-            ApiError::from(shape).status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-    }
 
     #[test]
     fn a_storage_cause_is_never_shown_to_the_client() {

@@ -13,6 +13,8 @@
 //! - [`hub`]: the live head and what each application was told, sent and acknowledged.
 //! - [`streams`]: caps on open event streams, overall and per application.
 //! - [`limits`]: per-application request rate limits.
+//! - [`listener`]: accepting connections under a cap, and the timeouts that
+//!   close idle and slow ones.
 //! - [`store`]: the storage trait and its SQLite implementation.
 //! - [`routes`]: the endpoints, the OpenAPI document and Swagger UI.
 //! - [`clock`]: the injected time source.
@@ -33,6 +35,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod limits;
+pub mod listener;
 pub mod routes;
 pub mod shutdown;
 pub mod state;
@@ -46,7 +49,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -92,6 +94,15 @@ pub struct Server {
     first_admin: Option<secapp_api::admin::IssuedToken>,
     cursor_flush_interval: Duration,
     shutdown_grace: Duration,
+    connections: ConnectionSettings,
+}
+
+/// The connection settings of [`Config`], resolved when serving starts.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionSettings {
+    header_read_timeout: Duration,
+    keep_alive_timeout: Duration,
+    max_connections: Option<usize>,
 }
 
 impl Server {
@@ -146,6 +157,7 @@ impl Server {
             max_wait: config.max_wait,
             poll_interval: config.poll_interval,
             heartbeat: config.heartbeat,
+            body_read_timeout: config.body_read_timeout,
             streams: Arc::new(streams::StreamLimits::new(
                 config.max_streams,
                 config.max_streams_per_app,
@@ -160,6 +172,11 @@ impl Server {
             first_admin,
             cursor_flush_interval: config.cursor_flush_interval,
             shutdown_grace: config.shutdown_grace,
+            connections: ConnectionSettings {
+                header_read_timeout: config.header_read_timeout,
+                keep_alive_timeout: config.keep_alive_timeout,
+                max_connections: config.max_connections,
+            },
         })
     }
 
@@ -201,6 +218,7 @@ impl Server {
             store,
             cursor_flush_interval,
             shutdown_grace,
+            connections,
             ..
         } = self;
         let stopping = state.shutdown.clone();
@@ -212,18 +230,21 @@ impl Server {
             stopping.clone(),
         ));
 
+        let limits = crate::listener::ConnectionLimits {
+            header_read_timeout: connections.header_read_timeout,
+            keep_alive_timeout: connections.keep_alive_timeout,
+            max_connections: connections.max_connections.unwrap_or_else(|| {
+                crate::listener::default_max_connections(crate::listener::open_files_limit())
+            }),
+        };
+        tracing::info!(
+            max_connections = limits.max_connections,
+            header_read_timeout = ?limits.header_read_timeout,
+            keep_alive_timeout = ?limits.keep_alive_timeout,
+            "connection limits"
+        );
         let app = routes::service(state);
-        // Stream events and poll answers are small writes on long-lived
-        // connections: with Nagle's algorithm one could wait for the
-        // client's delayed ACK (up to 40 ms) behind the previous one.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
-            }
-        });
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(stopping.clone().cancelled_owned())
-            .into_future();
+        let serve = crate::listener::serve(listener, app, limits, stopping.clone());
         let mut serving = tokio::spawn(serve);
         let served = tokio::select! {
             result = &mut serving => result,
@@ -234,7 +255,7 @@ impl Server {
                     Err(_) => {
                         tracing::warn!(grace = ?shutdown_grace, "in-flight requests outlived the shutdown grace; closing them");
                         serving.abort();
-                        Ok(Ok(()))
+                        Ok(())
                     }
                 }
             }
@@ -246,9 +267,7 @@ impl Server {
             tracing::warn!(error = %e, "writing token last-used times back failed");
         }
         let closed = store.close().await;
-        served
-            .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?
-            .map_err(ServerError::Serve)?;
+        served.map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
         let flushed = flushed?;
         closed?;
         tracing::info!(consumer_records_written = flushed, "stopped cleanly");

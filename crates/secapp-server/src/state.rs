@@ -52,6 +52,8 @@ pub struct Shared {
     pub poll_interval: Duration,
     /// How often an idle stream sends a heartbeat.
     pub heartbeat: Duration,
+    /// How long a request body may take to arrive.
+    pub body_read_timeout: Duration,
     /// Per-application request rate limits.
     pub limits: crate::limits::RateLimits,
     /// Caps on open streams.

@@ -4,8 +4,7 @@
 //! and the source address.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,13 +13,13 @@ use secapp_api::admin::{
     IssuedToken, NewApp, NewToken, TokenView, TokensAnswer,
 };
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use crate::access::Actor;
 use crate::auth::{AsAdmin, SourceAddress};
 use crate::error::ApiError;
 use crate::limits::Class;
+use crate::routes::body::JsonBody;
 use crate::routes::history::parse_limit;
 use crate::state::AppState;
 use crate::store::AuditQuery;
@@ -36,16 +35,6 @@ fn actor(admin: &AsAdmin, source: SourceAddress) -> Actor {
         token: Some(admin.token_id.to_string()),
         source: source.0.map(|ip| ip.to_string()),
     }
-}
-
-/// A JSON body; an empty body reads as `{}` where the type allows it.
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        &b"{}"[..]
-    } else {
-        bytes
-    };
-    Ok(serde_json::from_slice(bytes)?)
 }
 
 /// Every registered application and its tokens.
@@ -86,10 +75,9 @@ pub async fn create_app(
     State(state): State<AppState>,
     admin: AsAdmin,
     source: SourceAddress,
-    bytes: Result<Bytes, BytesRejection>,
+    JsonBody(new): JsonBody<NewApp>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
     admitted(&state, &admin)?;
-    let new: NewApp = body(&bytes?)?;
     let view = state
         .access
         .create_app(&actor(&admin, source), new, state.clock.now())
@@ -140,11 +128,10 @@ pub async fn update_app(
     admin: AsAdmin,
     source: SourceAddress,
     name: Result<Path<String>, PathRejection>,
-    bytes: Result<Bytes, BytesRejection>,
+    JsonBody(patch): JsonBody<AppPatch>,
 ) -> Result<Json<AppView>, ApiError> {
     admitted(&state, &admin)?;
     let Path(name) = name?;
-    let patch: AppPatch = body(&bytes?)?;
     let view = state
         .access
         .update_app(&actor(&admin, source), &name, patch, state.clock.now())
@@ -173,11 +160,10 @@ pub async fn issue_token(
     admin: AsAdmin,
     source: SourceAddress,
     name: Result<Path<String>, PathRejection>,
-    bytes: Result<Bytes, BytesRejection>,
+    JsonBody(new): JsonBody<NewToken>,
 ) -> Result<Response, ApiError> {
     admitted(&state, &admin)?;
     let Path(name) = name?;
-    let new: NewToken = body(&bytes?)?;
     let issued = state
         .access
         .issue_token(&actor(&admin, source), &name, new, state.clock.now())

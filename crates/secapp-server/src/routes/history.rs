@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 use crate::auth::AsViewer;
 use crate::error::ApiError;
 use crate::limits::Class;
-use crate::routes::poll::parse_id;
+use crate::routes::params::parse_id;
 use crate::state::AppState;
 use crate::store::HistoryQuery;
 
@@ -133,9 +133,11 @@ fn parse(params: &HistoryParams) -> Result<HistoryQuery, ApiError> {
             .map(|raw| {
                 DateTime::parse_from_rfc3339(raw.trim())
                     .map(|at| at.with_timezone(&Utc))
-                    .map_err(|_| {
+                    .ok()
+                    .filter(|at| secapp_domain::in_range(*at))
+                    .ok_or_else(|| {
                         bad(&format!(
-                            "{name} must be an RFC 3339 time such as 2026-03-01T00:00:00Z"
+                            "{name} must be an RFC 3339 time from the years 0000 to 9999, such as 2026-03-01T00:00:00Z"
                         ))
                     })
             })

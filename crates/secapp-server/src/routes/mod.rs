@@ -13,9 +13,11 @@
 //!   handlers' annotations, and Swagger UI served from assets in the binary.
 
 pub mod admin;
+pub mod body;
 pub mod consumers;
 pub mod health;
 pub mod history;
+pub mod params;
 pub mod poll;
 pub mod publish;
 pub mod stream;
@@ -23,14 +25,11 @@ pub mod stream;
 use std::any::Any;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
-use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
-use axum::http;
+use axum::http::{self, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -40,9 +39,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// The largest request body accepted; a publish is under 100 bytes.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The OpenAPI document.
 #[derive(OpenApi)]
@@ -128,28 +124,34 @@ impl Modify for TokenScheme {
 }
 
 /// The application as a service: the router inside the layers every
-/// request passes through.
+/// request passes through. [`crate::listener`] serves it, adding the peer's
+/// address to each request.
 ///
 /// The layers wrap the router once rather than each route (as
 /// `Router::layer` would), so a request clones a few small structs instead
 /// of a boxed service per layer.
 pub fn service(
     state: AppState,
-) -> IntoMakeServiceWithConnectInfo<
-    impl Service<Request, Response = Response, Error = Infallible, Future = impl Send>
-    + Clone
-    + Send
-    + Sync
-    + 'static,
-    SocketAddr,
-> {
-    let layered = ServiceBuilder::new()
-        .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
+) -> impl Service<Request, Response = Response, Error = Infallible, Future = impl Send + 'static>
++ Clone
++ Send
++ Sync
++ 'static {
+    ServiceBuilder::new()
+        .map_response(|response: http::Response<_>| {
+            let mut response = response.map(axum::body::Body::new);
+            // Every answer is JSON, an event stream or a docs asset of the
+            // type it says. Also what tells secapp's answers from hyper's
+            // own refusals (see `listener`).
+            response.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            response
+        })
         .layer(CatchPanicLayer::custom(panicked))
         .layer(TraceLayer::new_for_http())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .service(router(state));
-    axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(layered)
+        .service(router(state))
 }
 
 /// Builds the application router, without the layers of [`service`].

@@ -10,8 +10,6 @@
 //! With `?wait=<seconds>` the request is held until the answer would not be
 //! empty, the wait ends, or the server shuts down.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Query, State};
@@ -30,6 +28,7 @@ use utoipa::IntoParams;
 use crate::auth::AsConsumer;
 use crate::error::ApiError;
 use crate::limits::Class;
+use crate::routes::params;
 use crate::state::AppState;
 
 /// Query parameters of a poll. Kept as text so a bad value gets our own
@@ -60,29 +59,37 @@ enum Held {
     IfNoneMatch(Option<Vec<ChangeId>>),
 }
 
-/// The `If-None-Match` header, taken alone: the `HeaderMap` extractor would
-/// copy every header of every poll.
-pub struct IfNoneMatch(Option<HeaderValue>);
+/// The `If-None-Match` header, parsed: `None` when not sent. Taken alone:
+/// the `HeaderMap` extractor would copy every header of every poll.
+pub struct IfNoneMatch(Option<Option<Vec<ChangeId>>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let values = parts.headers.get_all(header::IF_NONE_MATCH);
+        if values.iter().next().is_none() {
+            return Ok(Self(None));
+        }
+        params::parse_if_none_match(values.iter().map(HeaderValue::as_bytes))
+            .map(|held| Self(Some(held)))
     }
 }
 
 impl Held {
-    fn parse(params: &PollParams, if_none_match: &IfNoneMatch) -> Result<Self, ApiError> {
-        if let Some(value) = &if_none_match.0 {
-            return parse_if_none_match(value.as_bytes()).map(Self::IfNoneMatch);
-        }
-        match &params.after {
-            Some(raw) => parse_id(raw)
-                .map(Self::After)
-                .ok_or_else(|| ApiError::InvalidAfter(shorten(raw))),
-            None => Ok(Self::Server),
-        }
+    /// Every parameter is checked, whichever one decides: a bad `after` is
+    /// refused even when `If-None-Match` wins.
+    fn parse(params: &PollParams, if_none_match: IfNoneMatch) -> Result<Self, ApiError> {
+        let after = params
+            .after
+            .as_deref()
+            .map(params::parse_after)
+            .transpose()?;
+        Ok(match (if_none_match.0, after) {
+            (Some(held), _) => Self::IfNoneMatch(held),
+            (None, Some(id)) => Self::After(id),
+            (None, None) => Self::Server,
+        })
     }
 
     /// The state the client holds, given the current head; `None` when the
@@ -160,11 +167,11 @@ pub async fn poll(
 ) -> Result<Response, ApiError> {
     state.limits.check(&principal.app, Class::Read)?;
     let Query(params) = query?;
-    let held = Held::parse(&params, &if_none_match)?;
+    let held = Held::parse(&params, if_none_match)?;
     let wait = params
         .wait
         .as_deref()
-        .map(|raw| parse_wait(raw, state.max_wait))
+        .map(|raw| params::parse_wait(raw, state.max_wait))
         .transpose()?
         .filter(|wait| !wait.is_zero());
     // axum answers HEAD with the GET handler; a HEAD answer has no body, so
@@ -315,92 +322,9 @@ fn pace(
     }
 }
 
-/// A `status_change_id` as a client sends it back: a non-negative integer.
-pub(crate) fn parse_id(raw: &str) -> Option<ChangeId> {
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id >= 0)
-        .map(ChangeId)
-}
-
-/// `"17"`, `W/"17"`, `"16", "17"` or `*`.
-fn parse_if_none_match(raw: &[u8]) -> Result<Option<Vec<ChangeId>>, ApiError> {
-    let text = std::str::from_utf8(raw).map_err(|_| ApiError::InvalidIfNoneMatch)?;
-    if text.trim() == "*" {
-        return Ok(None);
-    }
-    let ids = text
-        .split(',')
-        .map(|tag| {
-            let tag = tag.trim();
-            let tag = tag.strip_prefix("W/").unwrap_or(tag);
-            tag.strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .and_then(parse_id)
-                .ok_or(ApiError::InvalidIfNoneMatch)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(ids))
-}
-
-/// Seconds, possibly fractional, cut to `max`.
-fn parse_wait(raw: &str, max: Duration) -> Result<Duration, ApiError> {
-    let seconds: f64 = raw
-        .trim()
-        .parse()
-        .ok()
-        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-        .ok_or_else(|| ApiError::InvalidWait(shorten(raw)))?;
-    Ok(Duration::from_secs_f64(seconds.min(max.as_secs_f64())))
-}
-
-fn shorten(raw: &str) -> String {
-    raw.chars().take(40).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn if_none_match_accepts_strong_weak_lists_and_star() {
-        assert_eq!(
-            parse_if_none_match(b"\"17\"").unwrap(),
-            Some(vec![ChangeId(17)])
-        );
-        assert_eq!(
-            parse_if_none_match(b"W/\"17\"").unwrap(),
-            Some(vec![ChangeId(17)])
-        );
-        assert_eq!(
-            parse_if_none_match(b"\"16\", W/\"17\"").unwrap(),
-            Some(vec![ChangeId(16), ChangeId(17)])
-        );
-        assert_eq!(parse_if_none_match(b" * ").unwrap(), None);
-        for bad in [
-            &b""[..],
-            b"17",
-            b"\"x\"",
-            b"\"-1\"",
-            b"\"17",
-            b"\"1\",",
-            b"\xff",
-        ] {
-            assert!(parse_if_none_match(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn wait_is_seconds_cut_to_the_maximum() {
-        let max = Duration::from_secs(55);
-        assert_eq!(parse_wait("30", max).unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_wait("0.25", max).unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_wait("1e9", max).unwrap(), max);
-        for bad in ["", "-1", "NaN", "inf", "soon"] {
-            assert!(parse_wait(bad, max).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn a_list_of_etags_is_held_as_the_head_when_it_names_it() {

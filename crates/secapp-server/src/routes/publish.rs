@@ -1,18 +1,17 @@
 //! `POST /secapp/update`: publish a change, answered once it is durable.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use secapp_api::{PublishAnswer, PublishRequest};
+use secapp_api::{IDEMPOTENCY_KEY_HEADER, PublishAnswer, PublishRequest};
 use secapp_domain::ChangedAt;
 
 use crate::auth::{AsPublisher, Principal, SourceAddress};
 use crate::error::ApiError;
 use crate::limits::Class;
+use crate::routes::body::JsonBody;
 use crate::state::AppState;
 use crate::store::{Idempotency, NewChange, Published};
 
@@ -52,10 +51,9 @@ pub async fn publish(
     principal: AsPublisher,
     source: SourceAddress,
     key: IdempotencyKey,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(request): JsonBody<PublishRequest>,
 ) -> Result<Response, ApiError> {
     state.limits.check(&principal.app, Class::Publish)?;
-    let request: PublishRequest = serde_json::from_slice(&body?)?;
     let mut change = validate(&state, &principal, key, request)?;
     change.source = source.0.map(|ip| ip.to_string());
     let (level, changed_at, app) = (change.level, change.changed_at, change.published_by.clone());
@@ -99,15 +97,16 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let mut values = parts.headers.get_all("idempotency-key").iter();
+        let mut values = parts.headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
         let Some(value) = values.next() else {
             return Ok(Self(None));
         };
+        if values.next().is_some() {
+            return Err(ApiError::RepeatedHeader(IDEMPOTENCY_KEY_HEADER));
+        }
         let key = value.as_bytes();
-        let valid = values.next().is_none()
-            && !key.is_empty()
-            && key.len() <= MAX_KEY_LEN
-            && key.iter().all(u8::is_ascii_graphic);
+        let valid =
+            !key.is_empty() && key.len() <= MAX_KEY_LEN && key.iter().all(u8::is_ascii_graphic);
         if !valid {
             return Err(ApiError::InvalidIdempotencyKey);
         }

@@ -21,11 +21,12 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, TokenUse};
-use crate::auth::AsConsumer;
+use crate::auth::{AsConsumer, single};
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::limits::Class;
-use crate::routes::poll::{current_state, parse_id};
+use crate::routes::params;
+use crate::routes::poll::current_state;
 use crate::state::AppState;
 use crate::streams::StreamPermit;
 
@@ -60,17 +61,7 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.limits.check(&principal.app, Class::Read)?;
-    let last_event_id = match headers.get("last-event-id") {
-        None => None,
-        Some(value) => {
-            let text = value.to_str().map_err(|_| ApiError::InvalidLastEventId)?;
-            if text.trim().is_empty() {
-                None
-            } else {
-                Some(parse_id(text).ok_or(ApiError::InvalidLastEventId)?)
-            }
-        }
-    };
+    let last_event_id = params::parse_last_event_id(single(&headers, "Last-Event-ID")?)?;
     let permit = state.streams.acquire(&principal.app)?;
     let changes = state.hub.watch();
     let now = state.clock.now();

@@ -373,3 +373,159 @@ async fn an_app_over_its_rate_gets_429_and_other_apps_are_unaffected() {
     let (_, head) = api.poll("observer").await;
     assert_eq!(head["current_status"], json!(5));
 }
+
+#[tokio::test]
+async fn arrays_malformed_text_and_unstorable_years_are_refused_wherever_they_are() {
+    let app = spawn_app().await;
+    let head = app
+        .api()
+        .publish("security", 2, "2026-03-01T12:00:00Z")
+        .await;
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        // The right values in order are still not an object.
+        (
+            br#"[3, "2026-11-29T09:20:00Z"]"#.to_vec(),
+            422,
+            "invalid_body",
+        ),
+        // Malformed text inside a field the server ignores.
+        (
+            br#"{"current_status": 3, "note": "\ud800"}"#.to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (
+            b"{\"current_status\": 3, \"note\": \"\xff\"}".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        // Years a naive time allows but RFC 3339 cannot write back: the
+        // first publish of a data dir stored so would stop its next start.
+        (
+            br#"{"current_status": 3, "Change_at": "-0001-01-01T00:00:00"}"#.to_vec(),
+            422,
+            "invalid_change_at",
+        ),
+        (
+            br#"{"current_status": 3, "Change_at": "+10000-01-01T00:00:00"}"#.to_vec(),
+            422,
+            "invalid_change_at",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (got, answer) = send(
+            &app,
+            Method::POST,
+            &[("App-name", "security"), ("Token", TOKEN)],
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{}: {answer}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    assert_unchanged(&app, head, "probe").await;
+    let (status, answer) = app
+        .admin_json(
+            Method::POST,
+            "/admin/apps",
+            Some(&json!(["billing", ["consume"]])),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (422, Some("invalid_body"))
+    );
+}
+
+#[tokio::test]
+async fn every_refusal_names_what_was_wrong() {
+    let app = spawn_app().await;
+    // An admin body's refusal describes the admin body, not a publish.
+    let (status, answer) = app
+        .admin_json(
+            Method::POST,
+            "/admin/apps",
+            Some(&json!({"name": "billing"})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (422, Some("invalid_body"))
+    );
+    let detail = answer["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("roles") && !detail.contains("current_status"),
+        "{detail}"
+    );
+    // A bad path segment is a bad path, not a bad query.
+    let (status, answer) = status_and_json(
+        app.as_admin(Method::GET, "/admin/apps/%ff")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("invalid_path"))
+    );
+    // A repeated App-name says so.
+    let (status, answer) = send(
+        &app,
+        Method::GET,
+        &[
+            ("App-name", "billing"),
+            ("App-name", "billing"),
+            ("Token", TOKEN),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("invalid_app_name"))
+    );
+    let detail = answer["detail"].as_str().unwrap();
+    assert!(detail.contains("more than once"), "{detail}");
+    // A repeated token is refused as a credential.
+    let (status, answer) = send(
+        &app,
+        Method::GET,
+        &[("App-name", "billing"), ("Token", TOKEN), ("Token", TOKEN)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+}
+
+#[tokio::test]
+async fn a_bad_parameter_is_refused_whatever_else_is_sent() {
+    let app = spawn_app().await;
+    let id = app
+        .api()
+        .publish("security", 2, "2026-03-01T12:00:00Z")
+        .await;
+    // If-None-Match would decide this poll; the bad `after` is still refused.
+    let (status, answer) = status_and_json(
+        app.request_as(Method::GET, "/secapp/update?after=soon", "billing")
+            .header("If-None-Match", format!("\"{id}\""))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("invalid_after"))
+    );
+    // And the poll changed nothing: billing is still told the head.
+    let (_, seen) = app.api().poll("billing").await;
+    assert_eq!(seen["status_change_id"], json!(id));
+}

@@ -294,7 +294,21 @@ pub fn binary() -> PathBuf {
 impl ServerProcess {
     /// Starts `secapp serve` on `data_dir` with `envs`, and waits until it listens.
     pub fn start(data_dir: &Path, envs: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(binary());
+        Self::start_command(Command::new(binary()), data_dir, envs)
+    }
+
+    /// As [`start`](Self::start), with the process's open-file limit (soft
+    /// and hard) set to `limit`.
+    pub fn start_with_open_files(data_dir: &Path, envs: &[(&str, &str)], limit: u32) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(binary());
+        Self::start_command(command, data_dir, envs)
+    }
+
+    fn start_command(mut command: Command, data_dir: &Path, envs: &[(&str, &str)]) -> Self {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)

@@ -7,6 +7,7 @@
 mod access;
 mod bad_input;
 mod cli;
+mod connections;
 mod contract;
 mod delivery;
 mod durability;
