@@ -104,7 +104,8 @@ pub struct TokenView {
     pub app: String,
     /// Its note.
     pub label: Option<String>,
-    /// `active`, `expired` or `revoked`.
+    /// `active`, `expired` or `revoked`; `unreadable` for a stored token
+    /// this version of secapp cannot read (it is refused; revoke it).
     pub status: String,
     /// When it was issued.
     pub created_at: String,
@@ -114,6 +115,10 @@ pub struct TokenView {
     pub revoked_at: Option<String>,
     /// When it was last accepted (to within a minute).
     pub last_used_at: Option<String>,
+    /// Why secapp cannot read this token as stored (its times are then shown
+    /// as stored). Absent for every token it can read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// Answer to issuing a token: the only time the token itself is shown.

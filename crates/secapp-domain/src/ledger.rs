@@ -98,13 +98,26 @@ impl Outcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ledger {
     head: Option<Head>,
+    /// The latest head version given, which the next head's follows.
+    version: Version,
 }
 
 impl Ledger {
     /// A ledger whose head is `head` (as loaded from storage).
     #[must_use]
     pub fn with_head(head: Option<Head>) -> Self {
-        Self { head }
+        let version = head.as_ref().map(|h| h.version).unwrap_or_default();
+        Self { head, version }
+    }
+
+    /// A ledger whose head is `head` while `version` was already given (to
+    /// a head storage cannot read back): the next head gets a version after
+    /// both, so no version is ever given twice.
+    #[must_use]
+    pub fn resume(head: Option<Head>, version: Version) -> Self {
+        let mut ledger = Self::with_head(head);
+        ledger.version = ledger.version.max(version);
+        ledger
     }
 
     /// The current head.
@@ -113,10 +126,10 @@ impl Ledger {
         self.head.as_ref()
     }
 
-    /// The current head version (`Version(0)` before any change).
+    /// The latest head version given (`Version(0)` before any change).
     #[must_use]
     pub fn version(&self) -> Version {
-        self.head.as_ref().map(|h| h.version).unwrap_or_default()
+        self.version
     }
 
     /// What recording a change made at `changed_at` would do, without recording
@@ -138,8 +151,11 @@ impl Ledger {
     pub fn apply(&mut self, change: Change) -> Outcome {
         let outcome = self.classify(&change.changed_at);
         if outcome == Outcome::Head {
-            let version = self.version().next();
-            self.head = Some(Head { change, version });
+            self.version = self.version.next();
+            self.head = Some(Head {
+                change,
+                version: self.version,
+            });
         }
         outcome
     }
@@ -259,6 +275,24 @@ mod tests {
             permute(items, k + 1, visit);
             items.swap(k, i);
         }
+    }
+
+    #[test]
+    fn a_resumed_ledger_never_gives_a_version_twice() {
+        let head = Head {
+            change: change(1, 3, "2026-03-01T12:00:00Z"),
+            version: Version(2),
+        };
+        let mut ledger = Ledger::resume(Some(head), Version(5));
+        assert_eq!(ledger.version(), Version(5));
+        ledger.apply(change(7, 4, "2026-03-01T13:00:00Z"));
+        assert_eq!(ledger.head().unwrap().version, Version(6));
+        let mut empty = Ledger::resume(None, Version(3));
+        assert_eq!(
+            empty.apply(change(8, 1, "2020-01-01T00:00:00Z")),
+            Outcome::Head
+        );
+        assert_eq!(empty.version(), Version(4));
     }
 
     #[test]

@@ -114,9 +114,9 @@ impl Roles {
     /// # Errors
     /// [`RoleError`] for the first name that is not a role.
     pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, RoleError> {
-        names.into_iter().try_fold(Self::NONE, |set, name| {
-            Ok(set.with(Role::parse(name.trim())?))
-        })
+        names
+            .into_iter()
+            .try_fold(Self::NONE, |set, name| Ok(set.with(Role::parse(name)?)))
     }
 
     /// The stored form: names joined by commas (`publish,consume`).

@@ -317,6 +317,29 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever text is accepted is in range and echoes as text that
+        /// reads back as the same instant with the same digits: what the
+        /// store writes for a head, it can read.
+        #[test]
+        fn every_accepted_time_echoes_as_text_that_reads_back_equal(
+            raw in r"[+-]?[0-9]{1,6}-[01][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-5][0-9](:[0-6][0-9](\.[0-9]{1,12})?)?(Z|[+-][0-2][0-9]:[0-5][0-9])?"
+        ) {
+            if let Ok(at) = ChangedAt::parse(&raw) {
+                proptest::prop_assert!(in_range(at.instant()));
+                let echoed = at.to_string();
+                let again = ChangedAt::parse(&echoed).unwrap();
+                proptest::prop_assert_eq!(again, at);
+                proptest::prop_assert_eq!(again.to_string(), echoed);
+            }
+        }
+
+        #[test]
+        fn no_text_at_all_makes_parsing_panic(raw in ".{0,64}") {
+            let _ = ChangedAt::parse(&raw);
+        }
+    }
+
     #[test]
     fn the_range_ends_are_the_four_digit_years() {
         assert_eq!(earliest().to_rfc3339(), "0000-01-01T00:00:00+00:00");

@@ -130,12 +130,18 @@ impl Server {
             .map_err(|e| StoreError::Backend(format!("opening the store panicked: {e}")))??;
         let store: Arc<dyn Store> = Arc::new(store);
         let mut snapshot = store.snapshot().await?;
-        let access = Arc::new(Access::new(
-            store.clone(),
-            std::mem::take(&mut snapshot.apps),
-            std::mem::take(&mut snapshot.tokens),
-            shared_token.as_ref().map(|(token, _)| token.clone()),
-        ));
+        let unreadable = std::mem::take(&mut snapshot.unreadable);
+        let unreadable_tokens = std::mem::take(&mut snapshot.unreadable_tokens);
+        report_unreadable(&unreadable, &unreadable_tokens);
+        let access = Arc::new(
+            Access::new(
+                store.clone(),
+                std::mem::take(&mut snapshot.apps),
+                std::mem::take(&mut snapshot.tokens),
+                shared_token.as_ref().map(|(token, _)| token.clone()),
+            )
+            .with_unreadable(unreadable_tokens),
+        );
         let first_admin = access
             .bootstrap(clock.now())
             .await
@@ -158,6 +164,7 @@ impl Server {
             poll_interval: config.poll_interval,
             heartbeat: config.heartbeat,
             body_read_timeout: config.body_read_timeout,
+            unreadable,
             streams: Arc::new(streams::StreamLimits::new(
                 config.max_streams,
                 config.max_streams_per_app,
@@ -298,6 +305,29 @@ async fn housekeeping(state: AppState, interval: Duration, stop: CancellationTok
                 }
             }
         }
+    }
+}
+
+/// Logs every stored row that cannot be read, loudly: the server serves
+/// without it, and an operator should look.
+fn report_unreadable(rows: &[store::UnreadableRow], tokens: &[store::UnreadableToken]) {
+    for row in rows {
+        tracing::error!(
+            table = row.table,
+            key = %row.key,
+            problem = %row.problem,
+            "a stored row cannot be read and is left out; restore it from a backup or delete it"
+        );
+    }
+    for token in tokens {
+        tracing::error!(
+            table = "tokens",
+            key = %token.id,
+            app = %token.app,
+            problem = %token.problem,
+            "a stored token cannot be read: it is refused; revoke it with `secapp tokens revoke {}`",
+            token.id
+        );
     }
 }
 

@@ -54,6 +54,9 @@ pub struct Shared {
     pub heartbeat: Duration,
     /// How long a request body may take to arrive.
     pub body_read_timeout: Duration,
+    /// Stored rows other than tokens that could not be read at start-up,
+    /// for the health answer.
+    pub unreadable: Vec<crate::store::UnreadableRow>,
     /// Per-application request rate limits.
     pub limits: crate::limits::RateLimits,
     /// Caps on open streams.

@@ -354,8 +354,20 @@ impl Admin {
             .snapshot()
             .await
             .map_err(|e| CliError(e.to_string()))?;
+        for token in snapshot
+            .unreadable_tokens
+            .iter()
+            .filter(|token| token.revoked_at.is_none())
+        {
+            eprintln!(
+                "secapp: token {} (application {}) cannot be read: {}; it is refused, \
+                 revoke it with `secapp tokens revoke {}`",
+                token.id, token.app, token.problem, token.id
+            );
+        }
         let access = Box::new(
             Access::new(store.clone(), snapshot.apps, snapshot.tokens, None)
+                .with_unreadable(snapshot.unreadable_tokens)
                 .without_lockout_guard(),
         );
         Ok(Self::Offline { store, access })
@@ -600,6 +612,11 @@ fn print_tokens(tokens: &[TokenView]) {
         &["TOKEN ID", "APP", "STATUS", "EXPIRES", "LAST USED", "LABEL"],
         rows,
     );
+    for token in tokens {
+        if let Some(problem) = &token.unreadable {
+            println!("{}: cannot be read: {problem}", token.id);
+        }
+    }
 }
 
 fn print_issued(issued: &IssuedToken) {

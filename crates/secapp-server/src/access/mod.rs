@@ -13,6 +13,7 @@
 
 pub mod failures;
 pub mod secret;
+pub mod validate;
 mod views;
 
 pub use views::time;
@@ -27,10 +28,12 @@ use secapp_domain::{AppName, Role, Roles};
 
 use crate::store::{
     AccessChange, AppRecord, AuditEvent, AuditQuery, AuditRecord, Store, StoreError, TokenRecord,
+    UnreadableToken,
 };
 use crate::token::ApiToken;
 use failures::AuthFailures;
 use secret::Secret;
+use validate::{MAX_LABEL, MAX_TEXT, expiry, roles, text};
 
 /// The `token_id` recorded for requests made with the shared token.
 pub const SHARED_TOKEN_ID: &str = "shared";
@@ -41,11 +44,6 @@ pub const SERVER_ACTOR: &str = "secapp";
 
 /// The name of the application created at first start.
 pub const FIRST_ADMIN_APP: &str = "admin";
-
-/// Longest description or owner, in characters.
-const MAX_TEXT: usize = 512;
-/// Longest token label, in characters.
-const MAX_LABEL: usize = 128;
 
 /// Who a request authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +228,9 @@ struct Registry {
     tokens: BTreeMap<String, Arc<TokenEntry>>,
     /// Token id by hash.
     by_hash: HashMap<[u8; 32], String>,
+    /// Token rows the store cannot read, by id: never accepted, but listed
+    /// and revocable.
+    unreadable: BTreeMap<String, UnreadableToken>,
 }
 
 impl Registry {
@@ -326,6 +327,30 @@ impl Access {
             revision: tokio::sync::watch::Sender::new(0),
             failures: AuthFailures::default(),
         }
+    }
+
+    /// Adds the token rows the store could not read: each is refused (its
+    /// hash is not loaded), listed with the reason, and can be revoked.
+    #[must_use]
+    pub fn with_unreadable(self, tokens: Vec<UnreadableToken>) -> Self {
+        {
+            let mut registry = self.write();
+            for token in tokens {
+                registry.unreadable.insert(token.id.clone(), token);
+            }
+        }
+        self
+    }
+
+    /// How many unreadable token rows are not revoked: each needs an
+    /// operator to revoke it (or repair the row).
+    #[must_use]
+    pub fn unreadable_tokens_unrevoked(&self) -> usize {
+        self.read()
+            .unreadable
+            .values()
+            .filter(|token| token.revoked_at.is_none())
+            .count()
     }
 
     /// For the offline command line: changes that leave no usable admin are
@@ -519,9 +544,15 @@ impl Access {
             .filter(|entry| app.is_none_or(|app| entry.record.app.as_str() == app))
             .collect();
         tokens.sort_by_key(|entry| entry.record.created_at);
+        let unreadable = registry
+            .unreadable
+            .values()
+            .filter(|token| app.is_none_or(|app| token.app == app))
+            .map(views::unreadable_token);
         Ok(tokens
             .into_iter()
             .map(|entry| views::token(entry, now))
+            .chain(unreadable)
             .collect())
     }
 
@@ -536,8 +567,8 @@ impl Access {
         new: NewApp,
         now: DateTime<Utc>,
     ) -> Result<AppView, AccessError> {
-        let name = AppName::parse(new.name.trim())
-            .map_err(|e| AccessError::Invalid(format!("name: {e}")))?;
+        let name =
+            AppName::parse(&new.name).map_err(|e| AccessError::Invalid(format!("name: {e}")))?;
         let record = AppRecord {
             roles: roles(&new.roles)?,
             description: text("description", new.description, MAX_TEXT)?,
@@ -694,6 +725,10 @@ impl Access {
         now: DateTime<Utc>,
     ) -> Result<TokenView, AccessError> {
         let _writing = self.writes.lock().await;
+        let unreadable = self.read().unreadable.get(id).cloned();
+        if let Some(token) = unreadable {
+            return self.revoke_unreadable(actor, token, now).await;
+        }
         let (app, revoked) = {
             let registry = self.read();
             let entry = registry
@@ -720,6 +755,32 @@ impl Access {
             .get(id)
             .ok_or_else(|| AccessError::UnknownToken(id.to_owned()))?;
         Ok(views::token(entry, now))
+    }
+
+    /// Revokes a token row the store cannot read: it was refused already;
+    /// now it is marked so, and no longer counted as needing attention.
+    /// Called with `writes` held.
+    async fn revoke_unreadable(
+        &self,
+        actor: &Actor,
+        mut token: UnreadableToken,
+        now: DateTime<Utc>,
+    ) -> Result<TokenView, AccessError> {
+        if token.revoked_at.is_none() {
+            let change = AccessChange::RevokeToken {
+                id: token.id.clone(),
+                at: now,
+            };
+            let detail = serde_json::json!({ "app": token.app, "unreadable": token.problem });
+            let id = token.id.clone();
+            self.commit(actor, change, "token.revoke", &id, detail, now)
+                .await?;
+            token.revoked_at = Some(views::time(now));
+            self.write()
+                .unreadable
+                .insert(token.id.clone(), token.clone());
+        }
+        Ok(views::unreadable_token(&token))
     }
 
     /// At first start (no application holds the admin role yet): registers
@@ -834,75 +895,6 @@ impl Access {
         self.write().apply(change);
         self.revision.send_modify(|revision| *revision += 1);
         Ok(())
-    }
-}
-
-fn roles(names: &[String]) -> Result<Roles, AccessError> {
-    let roles = Roles::parse(names.iter().map(String::as_str))
-        .map_err(|e| AccessError::Invalid(format!("roles: {e}")))?;
-    if roles.is_empty() {
-        return Err(AccessError::Invalid(
-            "roles: give at least one of publish, consume, viewer and admin".to_owned(),
-        ));
-    }
-    Ok(roles)
-}
-
-/// A free-text field: trimmed, `""` meaning none, bounded, no control
-/// characters (they would garble logs and terminals).
-fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, AccessError> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    let value = value.trim();
-    if value.chars().count() > max {
-        return Err(AccessError::Invalid(format!(
-            "{field}: at most {max} characters"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(AccessError::Invalid(format!(
-            "{field}: control characters are not allowed"
-        )));
-    }
-    Ok((!value.is_empty()).then(|| value.to_owned()))
-}
-
-fn expiry(new: &NewToken, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, AccessError> {
-    let at = match (&new.expires_in, &new.expires_at) {
-        (None, None) => return Ok(None),
-        (Some(_), Some(_)) => {
-            return Err(AccessError::Invalid(
-                "send expires_in or expires_at, not both".to_owned(),
-            ));
-        }
-        (Some(lifetime), None) => {
-            let lifetime = humantime::parse_duration(lifetime.trim())
-                .ok()
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-                .and_then(|d| now.checked_add_signed(d))
-                .ok_or_else(|| {
-                    AccessError::Invalid(format!(
-                        "expires_in must be a lifetime such as 90d, 12h or 30m, got `{lifetime}`"
-                    ))
-                })?;
-            Some(lifetime)
-        }
-        (None, Some(at)) => Some(
-            DateTime::parse_from_rfc3339(at.trim())
-                .map(|at| at.with_timezone(&Utc))
-                .map_err(|_| {
-                    AccessError::Invalid(format!(
-                        "expires_at must be an RFC 3339 time such as 2027-01-01T00:00:00Z, got `{at}`"
-                    ))
-                })?,
-        ),
-    };
-    match at {
-        Some(at) if at <= now => Err(AccessError::Invalid(
-            "the expiry must be in the future".to_owned(),
-        )),
-        at => Ok(at),
     }
 }
 

@@ -5,7 +5,7 @@ use secapp_api::admin::{AppView, TokenView};
 use secapp_domain::Role;
 
 use super::TokenEntry;
-use crate::store::AppRecord;
+use crate::store::{AppRecord, UnreadableToken};
 
 /// Times as the admin API shows them: RFC 3339 UTC with milliseconds.
 pub fn time(at: DateTime<Utc>) -> String {
@@ -58,5 +58,26 @@ pub(super) fn token(entry: &TokenEntry, now: DateTime<Utc>) -> TokenView {
         expires_at: record.expires_at.map(time),
         revoked_at: record.revoked_at.map(time),
         last_used_at: entry.last_used().map(time),
+        unreadable: None,
+    }
+}
+
+/// A token row the store cannot read, its fields as stored.
+pub(super) fn unreadable_token(token: &UnreadableToken) -> TokenView {
+    TokenView {
+        id: token.id.clone(),
+        app: token.app.clone(),
+        label: token.label.clone(),
+        status: if token.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "unreadable"
+        }
+        .to_owned(),
+        created_at: token.created_at.clone(),
+        expires_at: token.expires_at.clone(),
+        revoked_at: token.revoked_at.clone(),
+        last_used_at: token.last_used_at.clone(),
+        unreadable: Some(token.problem.clone()),
     }
 }

@@ -1,5 +1,6 @@
 //! Liveness and readiness probes, unauthenticated and cheap.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -12,11 +13,34 @@ use crate::state::AppState;
 /// How long readiness waits for the store before calling it unready.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Liveness: 200 while the process serves HTTP.
+/// Liveness: 200 while the process serves HTTP. `degraded` when stored
+/// rows could not be read at start-up (they are left out and logged), with
+/// their count by table; unreadable tokens count until revoked.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "The process is up.", example = json!({"status": "ok"}))))]
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+    responses((status = 200, description = "The process is up.", body = Object,
+        examples(
+            ("ok" = (value = json!({"status": "ok"}))),
+            ("degraded" = (summary = "Stored rows cannot be read", value = json!({"status": "degraded", "unreadable_rows": {"tokens": 1}, "detail": "1 stored row cannot be read: see the server log"}))),
+        ))))]
+pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    let mut by_table = BTreeMap::new();
+    for row in &state.unreadable {
+        *by_table.entry(row.table).or_insert(0_usize) += 1;
+    }
+    let tokens = state.access.unreadable_tokens_unrevoked();
+    if tokens > 0 {
+        by_table.insert("tokens", tokens);
+    }
+    let total: usize = by_table.values().sum();
+    if total == 0 {
+        return Json(json!({"status": "ok"}));
+    }
+    let rows = if total == 1 { "row" } else { "rows" };
+    Json(json!({
+        "status": "degraded",
+        "unreadable_rows": by_table,
+        "detail": format!("{total} stored {rows} cannot be read: see the server log"),
+    }))
 }
 
 /// Readiness: 200 only when the store answers within 2 s, and not while

@@ -7,6 +7,8 @@
 
 #[cfg(test)]
 pub mod conformance;
+#[cfg(test)]
+pub mod round_trip;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -128,6 +130,12 @@ pub struct ConsumerRecord {
 }
 
 /// What a store holds at start-up.
+///
+/// A row this version of secapp cannot read never stops a start: it is left
+/// out (an unreadable token cannot be used, an unreadable consumer record is
+/// as none, an unreadable head gives way to the newest readable one) and
+/// reported in [`unreadable`](Self::unreadable), to be logged and counted in
+/// the health answer.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// The current head, if anything was ever published.
@@ -138,6 +146,43 @@ pub struct Snapshot {
     pub apps: Vec<AppRecord>,
     /// Every token ever issued, revoked and expired ones included.
     pub tokens: Vec<TokenRecord>,
+    /// Token rows that cannot be read, as stored, so they can still be
+    /// listed and revoked.
+    pub unreadable_tokens: Vec<UnreadableToken>,
+    /// Other rows that cannot be read.
+    pub unreadable: Vec<UnreadableRow>,
+}
+
+/// A stored row that cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableRow {
+    /// Its table: `apps`, `consumers` or `changes`.
+    pub table: &'static str,
+    /// Its key there: an application name or a change id.
+    pub key: String,
+    /// What cannot be read.
+    pub problem: String,
+}
+
+/// A token row that cannot be read back, its fields as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableToken {
+    /// Its id.
+    pub id: String,
+    /// The application it was issued to, as stored.
+    pub app: String,
+    /// Its label.
+    pub label: Option<String>,
+    /// When it was issued, as stored.
+    pub created_at: String,
+    /// When it expires, as stored.
+    pub expires_at: Option<String>,
+    /// When it was revoked, as stored.
+    pub revoked_at: Option<String>,
+    /// When it was last used, as stored.
+    pub last_used_at: Option<String>,
+    /// What cannot be read.
+    pub problem: String,
 }
 
 /// A registered application.

@@ -521,6 +521,25 @@ async fn admin_actions_are_audited_with_actor_token_and_source() {
             json!({"expires_in": "later"}),
             "invalid_field",
         ),
+        // Expiries the store could not read back are refused, not written.
+        (
+            Method::POST,
+            "/admin/apps/billing/tokens",
+            json!({"expires_in": "3000000d"}),
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/admin/apps/billing/tokens",
+            json!({"expires_at": "9999-12-31T23:00:00-05:00"}),
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/admin/apps",
+            json!({"name": " billing2", "roles": ["consume"]}),
+            "invalid_field",
+        ),
         (
             Method::DELETE,
             "/admin/tokens/tok_nope",

@@ -265,3 +265,92 @@ async fn online_commands_manage_apps_and_tokens_with_an_admin_token() {
     assert_eq!(latest["source_address"], "127.0.0.1");
     assert_eq!(server.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_beyond_year_9999_is_refused_and_a_stored_one_never_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    secapp_json(&offline(&data, &["apps", "add", "ops", "--role", "admin"]));
+    secapp_json(&offline(
+        &data,
+        &["apps", "add", "billing", "--role", "consume"],
+    ));
+    // The lifetime that once wrote a year no RFC 3339 reader takes back.
+    let (ok, _, stderr) = secapp(&offline(
+        &data,
+        &["tokens", "issue", "billing", "--expires-in", "3000000d"],
+    ));
+    assert!(!ok);
+    assert!(stderr.contains("at most 999999d"), "{stderr}");
+    // A row as that release wrote it, still in a data dir.
+    let issued = secapp_json(&offline(&data, &["tokens", "issue", "billing"]));
+    let broken_token = issued["token"].as_str().unwrap().to_owned();
+    let broken_id = issued["id"].as_str().unwrap().to_owned();
+    {
+        let conn = rusqlite::Connection::open(data.join("secapp.db")).unwrap();
+        let changed = conn
+            .execute(
+                "UPDATE tokens SET expires_at = '+10000-01-01T00:00:00.000000Z' WHERE id = ?1",
+                [&broken_id],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+    let good = secapp_json(&offline(&data, &["tokens", "issue", "billing"]));
+    let good_token = good["token"].as_str().unwrap().to_owned();
+
+    // The server starts, serves, refuses the unreadable token and says so.
+    let server = ServerProcess::start(&data, &[]);
+    let client = reqwest::Client::new();
+    let poll = |token: &str| {
+        client
+            .get(format!("{}/secapp/update", server.base()))
+            .header("App-name", "billing")
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(poll(&good_token).await.unwrap().status(), 200);
+    assert_eq!(poll(&broken_token).await.unwrap().status(), 401);
+    let health: Value = client
+        .get(format!("{}/healthz", server.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["unreadable_rows"]["tokens"], 1, "{health}");
+    assert_eq!(server.terminate(), Some(0));
+
+    // The offline command line lists it with the reason, and revokes it.
+    let listed = secapp_json(&offline(&data, &["tokens", "list", "--app", "billing"]));
+    let row = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|token| token["id"] == broken_id.as_str())
+        .unwrap_or_else(|| panic!("not listed: {listed}"))
+        .clone();
+    assert_eq!(row["status"], "unreadable");
+    assert_eq!(row["expires_at"], "+10000-01-01T00:00:00.000000Z");
+    assert!(
+        row["unreadable"].as_str().unwrap().contains("expires_at"),
+        "{row}"
+    );
+    let revoked = secapp_json(&offline(&data, &["tokens", "revoke", &broken_id]));
+    assert_eq!(revoked["status"], "revoked");
+
+    // Revoked, it needs no one's attention: the server is healthy again.
+    let server = ServerProcess::start(&data, &[]);
+    let health: Value = client
+        .get(format!("{}/healthz", server.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health, json!({"status": "ok"}));
+    assert_eq!(server.terminate(), Some(0));
+}

@@ -54,9 +54,16 @@ async fn raw_request(app: &TestApp, bytes: &[u8]) -> (u16, Value) {
     (status, json)
 }
 
-/// A plain poll over a new connection; the server answers it.
+/// A plain poll over a new connection; the server answers it. (A pooled
+/// connection could have outlived the short keep-alive timeout here.)
 async fn polls_normally(app: &TestApp) {
-    let (status, _) = app.api().poll("bystander").await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let (status, _) = crate::helpers::Api::new(client, &app.base, TOKEN)
+        .poll("bystander")
+        .await;
     assert_eq!(status, 200);
 }
 

@@ -5,25 +5,26 @@
 //! through a channel; it takes every request already waiting and handles them
 //! in one transaction (group commit), so concurrent publishes share one sync
 //! of the write-ahead log instead of queueing for one each.
+//!
+//! - [`rows`]: how each table's rows are written and read back.
+
+mod rows;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
-use secapp_domain::{
-    AppName, Change, ChangeId, ChangedAt, Consumer, Cursor, Head, Knowledge, Ledger, Level, Mode,
-    Outcome, Roles, Sighting, Version,
-};
+use secapp_domain::{AppName, Change, ChangeId, Ledger, Outcome};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AccessChange, AppRecord, AuditEvent, AuditQuery, AuditRecord, ConsumerRecord, HistoryEntry,
-    HistoryQuery, Idempotency, NewChange, Published, Recorded, Snapshot, Store, StoreError,
-    TokenRecord,
+    AccessChange, AuditEvent, AuditQuery, AuditRecord, ConsumerRecord, HistoryEntry, HistoryQuery,
+    Idempotency, NewChange, Published, Recorded, Snapshot, Store, StoreError, UnreadableRow,
 };
+use rows::{StoredSighting, backend, rfc3339, version_to_sql};
 
 /// File name of the database inside the data dir.
 pub const DATABASE_FILE: &str = "secapp.db";
@@ -45,27 +46,27 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "initial",
-        include_str!("../../migrations/sqlite/0001_initial.sql"),
+        include_str!("../../../migrations/sqlite/0001_initial.sql"),
     ),
     (
         2,
         "consumer knowledge",
-        include_str!("../../migrations/sqlite/0002_consumer_knowledge.sql"),
+        include_str!("../../../migrations/sqlite/0002_consumer_knowledge.sql"),
     ),
     (
         3,
         "idempotency keys",
-        include_str!("../../migrations/sqlite/0003_idempotency_keys.sql"),
+        include_str!("../../../migrations/sqlite/0003_idempotency_keys.sql"),
     ),
     (
         4,
         "change source",
-        include_str!("../../migrations/sqlite/0004_change_source.sql"),
+        include_str!("../../../migrations/sqlite/0004_change_source.sql"),
     ),
     (
         5,
         "applications, tokens and admin audit",
-        include_str!("../../migrations/sqlite/0005_access.sql"),
+        include_str!("../../../migrations/sqlite/0005_access.sql"),
     ),
 ];
 
@@ -115,7 +116,8 @@ impl SqliteStore {
         let mut conn = Connection::open(&path).map_err(backend)?;
         configure(&conn)?;
         migrate(&mut conn)?;
-        let ledger = Ledger::with_head(load_head(&conn)?);
+        let (head, latest, unreadable_heads) = rows::head(&conn)?;
+        let ledger = Ledger::resume(head, latest);
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
         let worker = std::thread::Builder::new()
             .name("secapp-sqlite".into())
@@ -123,6 +125,7 @@ impl SqliteStore {
                 Worker {
                     conn,
                     ledger,
+                    unreadable_heads,
                     keys_forgotten_at: None,
                 }
                 .run(inbox);
@@ -221,6 +224,8 @@ impl Store for SqliteStore {
 struct Worker {
     conn: Connection,
     ledger: Ledger,
+    /// Head rows that could not be read at open, for the snapshot.
+    unreadable_heads: Vec<UnreadableRow>,
     /// When expired idempotency keys were last deleted.
     keys_forgotten_at: Option<std::time::Instant>,
 }
@@ -254,7 +259,7 @@ impl Worker {
                     let _ = reply.send(self.snapshot());
                 }
                 Command::History(query, reply) => {
-                    let _ = reply.send(self.history(&query));
+                    let _ = reply.send(rows::history(&self.conn, &query));
                 }
                 // Admin writes are rare: each has its own transaction.
                 Command::ChangeAccess(change, audit, reply) => {
@@ -262,7 +267,7 @@ impl Worker {
                         reply.send(change_access(&mut self.conn, &change, &audit).map_err(backend));
                 }
                 Command::Audit(query, reply) => {
-                    let _ = reply.send(self.audit(query));
+                    let _ = reply.send(rows::audit(&self.conn, query));
                 }
                 Command::SaveTokenUsage(used, reply) => {
                     let _ = reply.send(save_token_usage(&mut self.conn, &used).map_err(backend));
@@ -337,209 +342,19 @@ impl Worker {
     }
 
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT app_name, told_version, told_at,
-                        sent_id, sent_at, sent_mode, sent_long_poll,
-                        acked_id, acked_at, acked_mode, acked_long_poll
-                 FROM consumers",
-            )
-            .map_err(backend)?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok(StoredConsumer {
-                    app: row.get(0)?,
-                    told_version: row.get(1)?,
-                    told_at: row.get(2)?,
-                    sent: StoredSighting::read(row, 3)?,
-                    acked: StoredSighting::read(row, 7)?,
-                })
-            })
-            .map_err(backend)?;
-        let consumers = rows
-            .map(|row| row.map_err(backend)?.into_record())
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let (consumers, mut unreadable) = rows::consumers(&self.conn)?;
+        let (apps, unreadable_apps) = rows::apps(&self.conn)?;
+        let (tokens, unreadable_tokens) = rows::tokens(&self.conn)?;
+        unreadable.extend(unreadable_apps);
+        unreadable.extend(self.unreadable_heads.iter().cloned());
         Ok(Snapshot {
             head: self.ledger.head().cloned(),
             consumers,
-            apps: self.apps()?,
-            tokens: self.tokens()?,
+            apps,
+            tokens,
+            unreadable_tokens,
+            unreadable,
         })
-    }
-
-    fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT name, roles, description, owner, created_at, updated_at, disabled_at
-                 FROM apps ORDER BY name",
-            )
-            .map_err(backend)?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, Option<String>>(6)?,
-                ))
-            })
-            .map_err(backend)?;
-        rows.map(|row| {
-            let (name, roles, description, owner, created_at, updated_at, disabled_at) =
-                row.map_err(backend)?;
-            let corrupt = |what: &str| StoreError::Corrupt(format!("app {name:?}: {what}"));
-            Ok(AppRecord {
-                name: AppName::parse(&name).map_err(|e| corrupt(&e.to_string()))?,
-                roles: Roles::from_stored(&roles).map_err(|e| corrupt(&e.to_string()))?,
-                description,
-                owner,
-                created_at: parse_instant(&created_at).map_err(|()| corrupt("bad created_at"))?,
-                updated_at: parse_instant(&updated_at).map_err(|()| corrupt("bad updated_at"))?,
-                disabled_at: parse_optional(disabled_at.as_deref())
-                    .map_err(|()| corrupt("bad disabled_at"))?,
-            })
-        })
-        .collect()
-    }
-
-    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT id, app_name, hash, label, created_at, expires_at, revoked_at, last_used_at
-                 FROM tokens ORDER BY created_at, id",
-            )
-            .map_err(backend)?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Vec<u8>>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, Option<String>>(5)?,
-                    row.get::<_, Option<String>>(6)?,
-                    row.get::<_, Option<String>>(7)?,
-                ))
-            })
-            .map_err(backend)?;
-        rows.map(|row| {
-            let (id, app, hash, label, created_at, expires_at, revoked_at, last_used_at) =
-                row.map_err(backend)?;
-            let corrupt = |what: &str| StoreError::Corrupt(format!("token {id}: {what}"));
-            Ok(TokenRecord {
-                app: AppName::parse(&app).map_err(|e| corrupt(&e.to_string()))?,
-                hash: hash.try_into().map_err(|_| corrupt("bad hash length"))?,
-                label,
-                created_at: parse_instant(&created_at).map_err(|()| corrupt("bad created_at"))?,
-                expires_at: parse_optional(expires_at.as_deref())
-                    .map_err(|()| corrupt("bad expires_at"))?,
-                revoked_at: parse_optional(revoked_at.as_deref())
-                    .map_err(|()| corrupt("bad revoked_at"))?,
-                last_used_at: parse_optional(last_used_at.as_deref())
-                    .map_err(|()| corrupt("bad last_used_at"))?,
-                id,
-            })
-        })
-        .collect()
-    }
-
-    fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "SELECT id, at, actor, actor_token, source_address, action, target, detail
-                 FROM admin_audit WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(backend)?;
-        let rows = statement
-            .query_map(params![query.before, query.limit], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    AuditEvent {
-                        at: Utc::now(),
-                        actor: row.get(2)?,
-                        actor_token: row.get(3)?,
-                        source: row.get(4)?,
-                        action: row.get(5)?,
-                        target: row.get(6)?,
-                        detail: row.get(7)?,
-                    },
-                ))
-            })
-            .map_err(backend)?;
-        rows.map(|row| {
-            let (id, at, mut event) = row.map_err(backend)?;
-            event.at = parse_instant(&at)
-                .map_err(|()| StoreError::Corrupt(format!("audit event {id}: bad time")))?;
-            Ok(AuditRecord { id, event })
-        })
-        .collect()
-    }
-
-    fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
-        // NULL parameters switch a filter off.
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "SELECT id, level, changed_at, published_by, received_at, source_address, outcome,
-                        token_id
-                 FROM changes
-                 WHERE (?1 IS NULL OR id < ?1)
-                   AND (?2 IS NULL OR published_by = ?2)
-                   AND (?3 IS NULL OR received_at >= ?3)
-                   AND (?4 IS NULL OR received_at < ?4)
-                 ORDER BY id DESC
-                 LIMIT ?5",
-            )
-            .map_err(backend)?;
-        let rows = statement
-            .query_map(
-                params![
-                    query.before.map(|id| id.0),
-                    query.app.as_ref().map(AppName::as_str),
-                    query.since.map(rfc3339),
-                    query.until.map(rfc3339),
-                    query.limit,
-                ],
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, Option<String>>(5)?,
-                        row.get::<_, String>(6)?,
-                        row.get::<_, Option<String>>(7)?,
-                    ))
-                },
-            )
-            .map_err(backend)?;
-        rows.map(|row| {
-            let (id, level, changed_at, published_by, received_at, source, outcome, token_id) =
-                row.map_err(backend)?;
-            let corrupt = |what: &str| StoreError::Corrupt(format!("change {id}: {what}"));
-            Ok(HistoryEntry {
-                id: ChangeId(id),
-                level: Level::from_stored(level),
-                changed_at: ChangedAt::parse(&changed_at).map_err(|e| corrupt(&e.to_string()))?,
-                published_by,
-                received_at: parse_instant(&received_at)
-                    .map_err(|()| corrupt("bad received_at"))?,
-                source,
-                token_id,
-                outcome: Outcome::from_stored(&outcome).ok_or_else(|| corrupt("bad outcome"))?,
-            })
-        })
-        .collect()
     }
 
     fn ping(&self) -> Result<(), StoreError> {
@@ -881,146 +696,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn load_head(conn: &Connection) -> Result<Option<Head>, StoreError> {
-    let row = conn
-        .query_row(
-            "SELECT id, level, changed_at, head_version FROM changes
-             WHERE head_version IS NOT NULL ORDER BY head_version DESC LIMIT 1",
-            [],
-            |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, i64>(3)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(backend)?;
-    let Some((id, level, changed_at, version)) = row else {
-        return Ok(None);
-    };
-    let changed_at = ChangedAt::parse(&changed_at)
-        .map_err(|e| StoreError::Corrupt(format!("change {id}: {e}")))?;
-    Ok(Some(Head {
-        change: Change {
-            id: ChangeId(id),
-            level: Level::from_stored(level),
-            changed_at,
-        },
-        version: Version(to_version(version)?),
-    }))
-}
-
-/// A consumer row as stored, before it is checked.
-struct StoredConsumer {
-    app: String,
-    told_version: i64,
-    told_at: Option<String>,
-    sent: StoredSighting,
-    acked: StoredSighting,
-}
-
-impl StoredConsumer {
-    fn into_record(self) -> Result<ConsumerRecord, StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("consumer {:?}: {what}", self.app));
-        let app = AppName::parse(&self.app).map_err(|e| corrupt(&e.to_string()))?;
-        let told_at = self
-            .told_at
-            .as_deref()
-            .map(parse_instant)
-            .transpose()
-            .map_err(|()| corrupt("bad told_at"))?;
-        let knowledge = Knowledge {
-            sent: self.sent.parse().map_err(|()| corrupt("bad sent record"))?,
-            acknowledged: self
-                .acked
-                .parse()
-                .map_err(|()| corrupt("bad acked record"))?,
-        };
-        Ok(ConsumerRecord {
-            app,
-            consumer: Consumer {
-                cursor: Cursor::at(Version(to_version(self.told_version)?)),
-                told_at,
-                knowledge,
-            },
-        })
-    }
-}
-
-/// The four columns of a sighting; all NULL when there is none.
-#[derive(Default)]
-struct StoredSighting {
-    id: Option<i64>,
-    at: Option<String>,
-    mode: Option<String>,
-    long_poll: Option<bool>,
-}
-
-impl StoredSighting {
-    fn read(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: row.get(first)?,
-            at: row.get(first + 1)?,
-            mode: row.get(first + 2)?,
-            long_poll: row.get(first + 3)?,
-        })
-    }
-
-    fn parse(self) -> Result<Option<Sighting>, ()> {
-        match (self.id, self.at, self.mode) {
-            (None, None, None) => Ok(None),
-            (Some(id), Some(at), Some(mode)) => Ok(Some(Sighting {
-                id: ChangeId(id),
-                at: parse_instant(&at)?,
-                mode: Mode::from_stored(&mode).ok_or(())?,
-                long_poll: self.long_poll.unwrap_or(false),
-            })),
-            _ => Err(()),
-        }
-    }
-}
-
-impl From<Option<Sighting>> for StoredSighting {
-    fn from(sighting: Option<Sighting>) -> Self {
-        sighting.map_or_else(Self::default, |s| Self {
-            id: Some(s.id.0),
-            at: Some(rfc3339(s.at)),
-            mode: Some(s.mode.as_str().to_owned()),
-            long_poll: Some(s.long_poll),
-        })
-    }
-}
-
-fn parse_instant(text: &str) -> Result<chrono::DateTime<Utc>, ()> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| ())
-}
-
-fn parse_optional(text: Option<&str>) -> Result<Option<chrono::DateTime<Utc>>, ()> {
-    text.map(parse_instant).transpose()
-}
-
-fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-fn rfc3339(at: chrono::DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn to_version(raw: i64) -> Result<u64, StoreError> {
-    u64::try_from(raw).map_err(|_| StoreError::Corrupt(format!("negative head version {raw}")))
-}
-
-fn version_to_sql(version: Version) -> i64 {
-    // Versions count publishes; i64::MAX of them is beyond any deployment.
-    i64::try_from(version.0).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -1046,6 +721,7 @@ mod tests {
     }
 
     crate::conformance_tests!(TempSqlite::new());
+    crate::round_trip_tests!(TempSqlite::new());
 
     #[tokio::test]
     async fn a_second_server_on_the_same_data_dir_is_refused_until_the_first_closes() {
@@ -1106,6 +782,117 @@ mod tests {
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].published_by, "security-team");
         assert_eq!(history[0].token_id, None, "kept as unknown, not invented");
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unreadable_rows_are_reported_left_out_and_never_stop_an_open() {
+        use crate::store::{AccessChange, AppRecord, AuditEvent, ConsumerRecord, NewChange};
+        use secapp_domain::{
+            AppName, ChangedAt, Consumer, Cursor, Knowledge, LevelRange, Roles, Version,
+        };
+
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let publish = |minute: u32| NewChange {
+            level: LevelRange::default().level(3).unwrap(),
+            changed_at: ChangedAt::parse(&format!("2026-03-01T12:{minute:02}:00Z")).unwrap(),
+            published_by: AppName::parse("producer").unwrap(),
+            received_at: now,
+            idempotency: None,
+            source: None,
+            token_id: None,
+        };
+        let first = store.publish(publish(1)).await.unwrap().recorded().unwrap();
+        store.publish(publish(2)).await.unwrap();
+        for name in ["billing", "ghost"] {
+            let app = AppRecord {
+                name: AppName::parse(name).unwrap(),
+                roles: Roles::of(&[secapp_domain::Role::Consume]),
+                description: None,
+                owner: None,
+                created_at: now,
+                updated_at: now,
+                disabled_at: None,
+            };
+            let audit = AuditEvent {
+                at: now,
+                actor: "secapp".into(),
+                actor_token: None,
+                source: None,
+                action: "app.create".into(),
+                target: name.into(),
+                detail: "{}".into(),
+            };
+            store
+                .change_access(AccessChange::CreateApp(app), audit)
+                .await
+                .unwrap();
+        }
+        let consumer = |name: &str| ConsumerRecord {
+            app: AppName::parse(name).unwrap(),
+            consumer: Consumer {
+                cursor: Cursor::at(Version(2)),
+                told_at: Some(now),
+                knowledge: Knowledge::default(),
+            },
+        };
+        store
+            .save_consumers(vec![consumer("billing"), consumer("other")])
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+        {
+            let conn = rusqlite::Connection::open(dir.path().join(super::DATABASE_FILE)).unwrap();
+            conn.execute_batch(
+                "UPDATE changes SET changed_at = 'soon' WHERE head_version = 2;
+                 UPDATE apps SET roles = 'root' WHERE name = 'ghost';
+                 UPDATE consumers SET told_at = 'never' WHERE app_name = 'other';",
+            )
+            .unwrap();
+        }
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let snapshot = store.snapshot().await.unwrap();
+        let mut unreadable: Vec<(&str, &str)> = snapshot
+            .unreadable
+            .iter()
+            .map(|row| (row.table, row.key.as_str()))
+            .collect();
+        unreadable.sort_unstable();
+        assert_eq!(
+            unreadable,
+            [("apps", "ghost"), ("changes", "2"), ("consumers", "other")]
+        );
+        let head = snapshot.head.unwrap();
+        assert_eq!(
+            head.change.id, first.id,
+            "the newest readable head stands in"
+        );
+        assert_eq!(
+            snapshot
+                .apps
+                .iter()
+                .map(|app| app.name.as_str())
+                .collect::<Vec<_>>(),
+            ["billing"]
+        );
+        assert_eq!(snapshot.consumers.len(), 1);
+        // No head version is given twice, and the history leaves the row out.
+        let next = store.publish(publish(3)).await.unwrap().recorded().unwrap();
+        assert_eq!(next.head.version, Version(3));
+        let history = store
+            .history(crate::store::HistoryQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            history.iter().map(|entry| entry.id).collect::<Vec<_>>(),
+            [next.id, first.id]
+        );
         store.close().await.unwrap();
     }
 

@@ -1,0 +1,465 @@
+//! Rows as SQLite holds them, decoded in one place: what is written
+//! (`rfc3339`, [`StoredSighting`]) and how each table is read back.
+//!
+//! A row that cannot be read never fails a load: the loaders return it as
+//! an [`UnreadableRow`] (or, for tokens, an [`UnreadableToken`] with its
+//! fields as stored) beside the rows they could read, and the server keeps
+//! serving. Pages of the history and the audit leave such rows out, with a
+//! warning in the log.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Row, params};
+use secapp_domain::{
+    AppName, Change, ChangeId, ChangedAt, Consumer, Cursor, Head, Knowledge, Level, Mode, Outcome,
+    Roles, Sighting, Version,
+};
+
+use crate::store::{
+    AppRecord, AuditEvent, AuditQuery, AuditRecord, ConsumerRecord, HistoryEntry, HistoryQuery,
+    StoreError, TokenRecord, UnreadableRow, UnreadableToken,
+};
+
+/// An instant as stored: RFC 3339 in UTC with microseconds. Fixed width, so
+/// text order is time order.
+pub(super) fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A head version as stored.
+pub(super) fn version_to_sql(version: Version) -> i64 {
+    // Versions count publishes; i64::MAX of them is beyond any deployment.
+    i64::try_from(version.0).unwrap_or(i64::MAX)
+}
+
+pub(super) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// The columns of one row, read with what is wrong said in words.
+struct Fields<'a, 'r>(&'a Row<'r>);
+
+impl Fields<'_, '_> {
+    fn text(&self, index: usize, name: &str) -> Result<Option<String>, String> {
+        match self.0.get_ref(index).map_err(|e| format!("{name}: {e}"))? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+                .map(|text| Some(text.to_owned()))
+                .map_err(|_| format!("{name} is not UTF-8 text")),
+            other => Err(format!("{name} is {}, not text", kind(other))),
+        }
+    }
+
+    fn required_text(&self, index: usize, name: &str) -> Result<String, String> {
+        self.text(index, name)?
+            .ok_or_else(|| format!("{name} is missing"))
+    }
+
+    fn integer(&self, index: usize, name: &str) -> Result<Option<i64>, String> {
+        match self.0.get_ref(index).map_err(|e| format!("{name}: {e}"))? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(value) => Ok(Some(value)),
+            other => Err(format!("{name} is {}, not an integer", kind(other))),
+        }
+    }
+
+    fn required_integer(&self, index: usize, name: &str) -> Result<i64, String> {
+        self.integer(index, name)?
+            .ok_or_else(|| format!("{name} is missing"))
+    }
+
+    fn instant(&self, index: usize, name: &str) -> Result<Option<DateTime<Utc>>, String> {
+        self.text(index, name)?
+            .map(|text| instant(&text).ok_or_else(|| unreadable_time(name, &text)))
+            .transpose()
+    }
+
+    fn required_instant(&self, index: usize, name: &str) -> Result<DateTime<Utc>, String> {
+        self.instant(index, name)?
+            .ok_or_else(|| format!("{name} is missing"))
+    }
+
+    /// The column as stored, whatever its type, for showing.
+    fn shown(&self, index: usize) -> Option<String> {
+        match self.0.get_ref(index).ok()? {
+            ValueRef::Null => None,
+            ValueRef::Text(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            ValueRef::Integer(value) => Some(value.to_string()),
+            ValueRef::Real(value) => Some(value.to_string()),
+            ValueRef::Blob(bytes) => Some(format!("<{} bytes>", bytes.len())),
+        }
+    }
+}
+
+fn kind(value: ValueRef<'_>) -> &'static str {
+    match value {
+        ValueRef::Null => "missing",
+        ValueRef::Integer(_) => "an integer",
+        ValueRef::Real(_) => "a real number",
+        ValueRef::Text(_) => "text",
+        ValueRef::Blob(_) => "a blob",
+    }
+}
+
+fn instant(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
+}
+
+fn unreadable_time(name: &str, text: &str) -> String {
+    let shown: String = text.chars().take(40).collect();
+    format!("{name} `{shown}` is not an RFC 3339 time from the years 0000 to 9999")
+}
+
+fn version(raw: i64, name: &str) -> Result<Version, String> {
+    u64::try_from(raw)
+        .map(Version)
+        .map_err(|_| format!("{name} {raw} is negative"))
+}
+
+/// Every registered application that can be read, and those that cannot.
+pub(super) fn apps(conn: &Connection) -> Result<(Vec<AppRecord>, Vec<UnreadableRow>), StoreError> {
+    let mut statement = conn
+        .prepare(
+            "SELECT name, roles, description, owner, created_at, updated_at, disabled_at
+             FROM apps ORDER BY name",
+        )
+        .map_err(backend)?;
+    let mut rows = statement.query([]).map_err(backend)?;
+    let mut apps = Vec::new();
+    let mut unreadable = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let fields = Fields(row);
+        match app(&fields) {
+            Ok(app) => apps.push(app),
+            Err(problem) => unreadable.push(UnreadableRow {
+                table: "apps",
+                key: fields.shown(0).unwrap_or_default(),
+                problem,
+            }),
+        }
+    }
+    Ok((apps, unreadable))
+}
+
+fn app(fields: &Fields<'_, '_>) -> Result<AppRecord, String> {
+    let name = fields.required_text(0, "name")?;
+    Ok(AppRecord {
+        name: AppName::parse(&name).map_err(|e| format!("name: {e}"))?,
+        roles: Roles::from_stored(&fields.required_text(1, "roles")?)
+            .map_err(|e| format!("roles: {e}"))?,
+        description: fields.text(2, "description")?,
+        owner: fields.text(3, "owner")?,
+        created_at: fields.required_instant(4, "created_at")?,
+        updated_at: fields.required_instant(5, "updated_at")?,
+        disabled_at: fields.instant(6, "disabled_at")?,
+    })
+}
+
+/// Every token that can be read, and those that cannot, as stored.
+pub(super) fn tokens(
+    conn: &Connection,
+) -> Result<(Vec<TokenRecord>, Vec<UnreadableToken>), StoreError> {
+    let mut statement = conn
+        .prepare(
+            "SELECT id, app_name, hash, label, created_at, expires_at, revoked_at, last_used_at
+             FROM tokens ORDER BY created_at, id",
+        )
+        .map_err(backend)?;
+    let mut rows = statement.query([]).map_err(backend)?;
+    let mut tokens = Vec::new();
+    let mut unreadable = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let fields = Fields(row);
+        match token(&fields) {
+            Ok(token) => tokens.push(token),
+            Err(problem) => unreadable.push(UnreadableToken {
+                id: fields.shown(0).unwrap_or_default(),
+                app: fields.shown(1).unwrap_or_default(),
+                label: fields.shown(3),
+                created_at: fields.shown(4).unwrap_or_default(),
+                expires_at: fields.shown(5),
+                revoked_at: fields.shown(6),
+                last_used_at: fields.shown(7),
+                problem,
+            }),
+        }
+    }
+    Ok((tokens, unreadable))
+}
+
+fn token(fields: &Fields<'_, '_>) -> Result<TokenRecord, String> {
+    let app = fields.required_text(1, "app_name")?;
+    let hash = match fields.0.get_ref(2).map_err(|e| format!("hash: {e}"))? {
+        ValueRef::Blob(bytes) => {
+            <[u8; 32]>::try_from(bytes).map_err(|_| "hash is not 32 bytes".to_owned())?
+        }
+        other => return Err(format!("hash is {}, not 32 bytes", kind(other))),
+    };
+    Ok(TokenRecord {
+        id: fields.required_text(0, "id")?,
+        app: AppName::parse(&app).map_err(|e| format!("app_name: {e}"))?,
+        hash,
+        label: fields.text(3, "label")?,
+        created_at: fields.required_instant(4, "created_at")?,
+        expires_at: fields.instant(5, "expires_at")?,
+        revoked_at: fields.instant(6, "revoked_at")?,
+        last_used_at: fields.instant(7, "last_used_at")?,
+    })
+}
+
+/// Every consumer record that can be read, and those that cannot.
+pub(super) fn consumers(
+    conn: &Connection,
+) -> Result<(Vec<ConsumerRecord>, Vec<UnreadableRow>), StoreError> {
+    let mut statement = conn
+        .prepare(
+            "SELECT app_name, told_version, told_at,
+                    sent_id, sent_at, sent_mode, sent_long_poll,
+                    acked_id, acked_at, acked_mode, acked_long_poll
+             FROM consumers",
+        )
+        .map_err(backend)?;
+    let mut rows = statement.query([]).map_err(backend)?;
+    let mut consumers = Vec::new();
+    let mut unreadable = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let fields = Fields(row);
+        match consumer(&fields) {
+            Ok(record) => consumers.push(record),
+            Err(problem) => unreadable.push(UnreadableRow {
+                table: "consumers",
+                key: fields.shown(0).unwrap_or_default(),
+                problem,
+            }),
+        }
+    }
+    Ok((consumers, unreadable))
+}
+
+fn consumer(fields: &Fields<'_, '_>) -> Result<ConsumerRecord, String> {
+    let app = fields.required_text(0, "app_name")?;
+    let told = version(fields.required_integer(1, "told_version")?, "told_version")?;
+    Ok(ConsumerRecord {
+        app: AppName::parse(&app).map_err(|e| format!("app_name: {e}"))?,
+        consumer: Consumer {
+            cursor: Cursor::at(told),
+            told_at: fields.instant(2, "told_at")?,
+            knowledge: Knowledge {
+                sent: sighting(fields, 3, "sent")?,
+                acknowledged: sighting(fields, 7, "acked")?,
+            },
+        },
+    })
+}
+
+/// The four columns of a sighting, from `first`; all NULL when there is none.
+fn sighting(fields: &Fields<'_, '_>, first: usize, name: &str) -> Result<Option<Sighting>, String> {
+    let id = fields.integer(first, &format!("{name}_id"))?;
+    let at = fields.instant(first + 1, &format!("{name}_at"))?;
+    let mode = fields.text(first + 2, &format!("{name}_mode"))?;
+    let long_poll = fields.integer(first + 3, &format!("{name}_long_poll"))?;
+    match (id, at, mode) {
+        (None, None, None) => Ok(None),
+        (Some(id), Some(at), Some(mode)) => Ok(Some(Sighting {
+            id: ChangeId(id),
+            at,
+            mode: Mode::from_stored(&mode)
+                .ok_or_else(|| format!("{name}_mode `{mode}` is not a mode"))?,
+            long_poll: long_poll.is_some_and(|flag| flag != 0),
+        })),
+        _ => Err(format!("the {name} record is incomplete")),
+    }
+}
+
+/// The columns a sighting is written to.
+#[derive(Default)]
+pub(super) struct StoredSighting {
+    pub(super) id: Option<i64>,
+    pub(super) at: Option<String>,
+    pub(super) mode: Option<String>,
+    pub(super) long_poll: Option<bool>,
+}
+
+impl From<Option<Sighting>> for StoredSighting {
+    fn from(sighting: Option<Sighting>) -> Self {
+        sighting.map_or_else(Self::default, |s| Self {
+            id: Some(s.id.0),
+            at: Some(rfc3339(s.at)),
+            mode: Some(s.mode.as_str().to_owned()),
+            long_poll: Some(s.long_poll),
+        })
+    }
+}
+
+/// The head and the latest head version given. When the newest head row
+/// cannot be read, the newest one that can stands in for it (reported with
+/// the rows skipped), and the version still counts from the newest, so no
+/// version is given twice.
+pub(super) fn head(
+    conn: &Connection,
+) -> Result<(Option<Head>, Version, Vec<UnreadableRow>), StoreError> {
+    let mut statement = conn
+        .prepare(
+            "SELECT id, level, changed_at, head_version FROM changes
+             WHERE head_version IS NOT NULL ORDER BY head_version DESC",
+        )
+        .map_err(backend)?;
+    let mut rows = statement.query([]).map_err(backend)?;
+    let mut latest = Version(0);
+    let mut unreadable = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let fields = Fields(row);
+        match head_row(&fields) {
+            Ok(head) => {
+                latest = latest.max(head.version);
+                return Ok((Some(head), latest, unreadable));
+            }
+            Err(problem) => {
+                if let Ok(Some(raw)) = fields.integer(3, "head_version")
+                    && let Ok(version) = version(raw, "head_version")
+                {
+                    latest = latest.max(version);
+                }
+                unreadable.push(UnreadableRow {
+                    table: "changes",
+                    key: fields.shown(0).unwrap_or_default(),
+                    problem,
+                });
+            }
+        }
+    }
+    Ok((None, latest, unreadable))
+}
+
+fn head_row(fields: &Fields<'_, '_>) -> Result<Head, String> {
+    let changed_at = fields.required_text(2, "changed_at")?;
+    Ok(Head {
+        change: Change {
+            id: ChangeId(fields.required_integer(0, "id")?),
+            level: Level::from_stored(fields.required_integer(1, "level")?),
+            changed_at: ChangedAt::parse(&changed_at).map_err(|e| format!("changed_at: {e}"))?,
+        },
+        version: version(fields.required_integer(3, "head_version")?, "head_version")?,
+    })
+}
+
+/// One page of the history, newest first; unreadable rows left out.
+pub(super) fn history(
+    conn: &Connection,
+    query: &HistoryQuery,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    // NULL parameters switch a filter off.
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT id, level, changed_at, published_by, received_at, source_address, outcome,
+                    token_id
+             FROM changes
+             WHERE (?1 IS NULL OR id < ?1)
+               AND (?2 IS NULL OR published_by = ?2)
+               AND (?3 IS NULL OR received_at >= ?3)
+               AND (?4 IS NULL OR received_at < ?4)
+             ORDER BY id DESC
+             LIMIT ?5",
+        )
+        .map_err(backend)?;
+    let mut rows = statement
+        .query(params![
+            query.before.map(|id| id.0),
+            query.app.as_ref().map(AppName::as_str),
+            query.since.map(rfc3339),
+            query.until.map(rfc3339),
+            query.limit,
+        ])
+        .map_err(backend)?;
+    let mut entries = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let fields = Fields(row);
+        match history_entry(&fields) {
+            Ok(entry) => entries.push(entry),
+            Err(problem) => skipped("changes", &fields, &problem),
+        }
+    }
+    Ok(entries)
+}
+
+fn history_entry(fields: &Fields<'_, '_>) -> Result<HistoryEntry, String> {
+    let changed_at = fields.required_text(2, "changed_at")?;
+    let outcome = fields.required_text(6, "outcome")?;
+    Ok(HistoryEntry {
+        id: ChangeId(fields.required_integer(0, "id")?),
+        level: Level::from_stored(fields.required_integer(1, "level")?),
+        changed_at: ChangedAt::parse(&changed_at).map_err(|e| format!("changed_at: {e}"))?,
+        published_by: fields.required_text(3, "published_by")?,
+        received_at: fields.required_instant(4, "received_at")?,
+        source: fields.text(5, "source_address")?,
+        token_id: fields.text(7, "token_id")?,
+        outcome: Outcome::from_stored(&outcome)
+            .ok_or_else(|| format!("outcome `{outcome}` is not an outcome"))?,
+    })
+}
+
+/// One page of the admin audit, newest first; unreadable rows left out.
+pub(super) fn audit(conn: &Connection, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT id, at, actor, actor_token, source_address, action, target, detail
+             FROM admin_audit WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .map_err(backend)?;
+    let mut rows = statement
+        .query(params![query.before, query.limit])
+        .map_err(backend)?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let fields = Fields(row);
+        match audit_record(&fields) {
+            Ok(record) => records.push(record),
+            Err(problem) => skipped("admin_audit", &fields, &problem),
+        }
+    }
+    Ok(records)
+}
+
+fn audit_record(fields: &Fields<'_, '_>) -> Result<AuditRecord, String> {
+    Ok(AuditRecord {
+        id: fields.required_integer(0, "id")?,
+        event: AuditEvent {
+            at: fields.required_instant(1, "at")?,
+            actor: fields.required_text(2, "actor")?,
+            actor_token: fields.text(3, "actor_token")?,
+            source: fields.text(4, "source_address")?,
+            action: fields.required_text(5, "action")?,
+            target: fields.required_text(6, "target")?,
+            detail: fields.required_text(7, "detail")?,
+        },
+    })
+}
+
+fn skipped(table: &str, fields: &Fields<'_, '_>, problem: &str) {
+    tracing::error!(
+        table,
+        key = fields.shown(0).unwrap_or_default(),
+        problem,
+        "a stored row cannot be read and is left out of the answer"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_instants_are_fixed_width_and_read_back() {
+        for text in [
+            "0000-01-01T00:00:00.000000Z",
+            "2026-11-29T12:00:00.123456Z",
+            "9999-12-31T23:59:59.999999Z",
+        ] {
+            let at = instant(text).unwrap();
+            assert_eq!(rfc3339(at), text);
+        }
+        assert_eq!(instant("+10000-01-01T00:00:00.000000Z"), None);
+    }
+}
