@@ -9,14 +9,17 @@
 //! 3. the same for held long polls, and the memory a bare axum server holds
 //!    per idle connection, the floor under both;
 //! 4. durable publishes per second at 1, 16 and 64 producers next to the
-//!    disk's own rate of synced small writes, measured in the same run.
+//!    disk's own rate of synced small writes, measured in the same run;
+//! 5. a flood of idle sockets beyond the server's file descriptors: what
+//!    connected clients, new clients and the idle sockets see.
 //!
 //! Every figure is the median of `--runs` runs with the range beside it.
 //! Map: [`servers`] starts and measures processes, [`load`] drives `wrk`,
-//! [`watchers`] holds thousands of streams and long polls, [`stats`] sums up,
-//! [`baseline`] is the bare handler.
+//! [`watchers`] holds thousands of streams and long polls, [`flood`] floods
+//! with idle sockets, [`stats`] sums up, [`baseline`] is the bare handler.
 
 mod baseline;
+mod flood;
 mod load;
 mod servers;
 mod stats;
@@ -65,11 +68,11 @@ struct RunArgs {
     /// Watcher counts for the fan-out and long-poll benchmarks.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     watchers: Vec<usize>,
-    /// Only these parts: poll, fanout, longpoll, floor, publish.
+    /// Only these parts: poll, fanout, longpoll, floor, publish, flood.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "poll,fanout,longpoll,floor,publish"
+        default_value = "poll,fanout,longpoll,floor,publish,flood"
     )]
     only: Vec<String>,
 }
@@ -134,6 +137,9 @@ async fn run(args: RunArgs) -> BenchResult<()> {
     }
     if wants("publish") {
         load::publish_throughput(&args).await?;
+    }
+    if wants("flood") {
+        flood::idle_flood(&args).await?;
     }
     Ok(())
 }

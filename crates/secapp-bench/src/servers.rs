@@ -27,17 +27,28 @@ pub const REGISTERED_APP: &str = "bench-registered";
 impl Server {
     /// Starts the release secapp on a fresh data dir with high stream caps.
     pub async fn secapp(args: &RunArgs) -> BenchResult<Self> {
-        Self::start_secapp(args, false).await
+        Self::start_secapp(args, false, None).await
+    }
+
+    /// [`Server::secapp`] in a process that may open at most `open_files`
+    /// files (soft and hard limit), so running out of descriptors can be
+    /// measured without running out of the harness's own.
+    pub async fn secapp_with_open_files(args: &RunArgs, open_files: u32) -> BenchResult<Self> {
+        Self::start_secapp(args, false, Some(open_files)).await
     }
 
     /// [`Server::secapp`], with [`REGISTERED_APP`] registered before the
     /// start (by the offline command line, so a binary from before
     /// per-application tokens can still run the other benchmarks).
     pub async fn secapp_with_registered_app(args: &RunArgs) -> BenchResult<Self> {
-        Self::start_secapp(args, true).await
+        Self::start_secapp(args, true, None).await
     }
 
-    async fn start_secapp(args: &RunArgs, with_registered_app: bool) -> BenchResult<Self> {
+    async fn start_secapp(
+        args: &RunArgs,
+        with_registered_app: bool,
+        open_files: Option<u32>,
+    ) -> BenchResult<Self> {
         let data_dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let addr = free_addr()?;
         let registered_token = if with_registered_app {
@@ -45,7 +56,18 @@ impl Server {
         } else {
             None
         };
-        let child = Command::new(&args.secapp)
+        let mut command = match open_files {
+            None => Command::new(&args.secapp),
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(&args.secapp);
+                shell
+            }
+        };
+        let child = command
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(data_dir.path())
             .env("SECAPP_API_TOKEN", TOKEN)

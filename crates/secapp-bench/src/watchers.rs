@@ -170,7 +170,7 @@ async fn connect_all(server: SocketAddr, count: usize) -> BenchResult<Vec<TcpStr
 }
 
 /// Opens connection `n` from its loopback source address.
-async fn connect(server: SocketAddr, n: usize) -> BenchResult<TcpStream> {
+pub async fn connect(server: SocketAddr, n: usize) -> BenchResult<TcpStream> {
     let source = Ipv4Addr::new(
         127,
         0,

@@ -11,13 +11,9 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 /// The most fractional-second digits kept (nanoseconds).
 const MAX_DIGITS: usize = 9;
 
-/// Naive (zone-less) forms accepted and taken as UTC, as ISO 8601 allows.
-const NAIVE_FORMATS: [&str; 4] = [
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d %H:%M",
-];
+/// Naive (zone-less) forms accepted and taken as UTC, as ISO 8601 allows:
+/// with seconds (and a fraction), or without.
+const NAIVE_FORMATS: [&str; 2] = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"];
 
 /// The earliest instant secapp accepts or stores: `0000-01-01T00:00:00Z`.
 #[must_use]
@@ -88,20 +84,29 @@ pub enum TimestampError {
 }
 
 impl ChangedAt {
-    /// Parses RFC 3339 (`Z` or an offset) or a naive ISO 8601 time taken as UTC.
+    /// Parses RFC 3339 (`Z` or an offset) or a naive ISO 8601 time taken as
+    /// UTC. The text must have exactly the form [`Shape`] reads (the pattern
+    /// the API documents); then it must name a real instant.
     ///
     /// # Errors
-    /// [`TimestampError::Invalid`] when the text is not a real timestamp.
+    /// [`TimestampError::Invalid`] when the text is not a real timestamp,
+    /// [`TimestampError::OutOfRange`] when it lies outside the years 0000 to
+    /// 9999 in UTC.
     pub fn parse(raw: &str) -> Result<Self, TimestampError> {
         let invalid = || TimestampError::Invalid(shorten(raw));
-        let text = raw.trim();
-        let at = match DateTime::parse_from_rfc3339(text) {
-            Ok(at) => at.with_timezone(&Utc),
-            Err(_) => NAIVE_FORMATS
+        let shape = Shape::of(raw).ok_or_else(invalid)?;
+        let at = if shape.zoned {
+            DateTime::parse_from_rfc3339(raw)
+                .map_err(|_| invalid())?
+                .with_timezone(&Utc)
+        } else {
+            // The date and time as one naive form: `T` between them.
+            let text = format!("{}T{}", &raw[..10], &raw[11..]);
+            NAIVE_FORMATS
                 .iter()
-                .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+                .find_map(|format| NaiveDateTime::parse_from_str(&text, format).ok())
                 .ok_or_else(invalid)?
-                .and_utc(),
+                .and_utc()
         };
         // chrono represents a leap second as nanoseconds past 1e9; no clock a
         // producer should trust emits one, and it cannot be echoed faithfully.
@@ -113,10 +118,9 @@ impl ChangedAt {
         if !in_range(at) {
             return Err(TimestampError::OutOfRange(shorten(raw)));
         }
-        let digits = fraction_digits(text).min(MAX_DIGITS);
         Ok(Self {
             at,
-            digits: u8::try_from(digits).map_err(|_| invalid())?,
+            digits: shape.digits,
         })
     }
 
@@ -206,14 +210,67 @@ impl fmt::Display for ChangedAt {
     }
 }
 
-/// How many digits follow the decimal point of the seconds, if any.
-fn fraction_digits(text: &str) -> usize {
-    text.find('.').map_or(0, |dot| {
-        text[dot + 1..]
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count()
-    })
+/// The form of an accepted `Change_at`, read without a parser generator:
+/// `YYYY-MM-DD`, then `T`, `t` or a space, then `hh:mm`; optionally `:ss`,
+/// then optionally `.` and 1 to 9 digits, then optionally `Z`, `z` or
+/// `+hh:mm`/`-hh:mm`. Exactly what
+/// `secapp_server::routes::openapi::patterns::CHANGE_AT` states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    /// Whether a zone (`Z` or an offset) is given.
+    zoned: bool,
+    /// Fractional-second digits given.
+    digits: u8,
+}
+
+impl Shape {
+    fn of(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        let digits_at = |positions: &[usize]| {
+            positions
+                .iter()
+                .all(|&i| b.get(i).is_some_and(u8::is_ascii_digit))
+        };
+        let date_and_minutes = digits_at(&[0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15])
+            && b.get(4) == Some(&b'-')
+            && b.get(7) == Some(&b'-')
+            && matches!(b.get(10), Some(b'T' | b't' | b' '))
+            && b.get(13) == Some(&b':');
+        if !date_and_minutes {
+            return None;
+        }
+        if b.len() == 16 {
+            return Some(Self {
+                zoned: false,
+                digits: 0,
+            });
+        }
+        if b.get(16) != Some(&b':') || !digits_at(&[17, 18]) {
+            return None;
+        }
+        let mut rest = &b[19..];
+        let mut digits = 0;
+        if let Some(after_dot) = rest.strip_prefix(b".") {
+            let count = after_dot.iter().take_while(|c| c.is_ascii_digit()).count();
+            if !(1..=MAX_DIGITS).contains(&count) {
+                return None;
+            }
+            digits = u8::try_from(count).ok()?;
+            rest = &after_dot[count..];
+        }
+        let zoned = match rest {
+            [] => false,
+            [b'Z' | b'z'] => true,
+            [b'+' | b'-', h1, h2, b':', m1, m2] => {
+                if ![h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                true
+            }
+            _ => return None,
+        };
+        Some(Self { zoned, digits })
+    }
 }
 
 /// Keeps an echoed bad value short enough for an error message.
@@ -297,14 +354,21 @@ mod tests {
     }
 
     #[test]
-    fn years_outside_0000_to_9999_are_refused_as_out_of_range() {
-        // A naive time takes a sign and more digits; the stored form could not
-        // be read back, and a head stored so would stop the next start.
+    fn years_outside_0000_to_9999_are_refused() {
+        // Signed and five-digit years could not be written back as RFC 3339:
+        // a head stored so would stop the next start.
         for raw in [
             "-0001-01-01T00:00:00",
             "+10000-01-01T00:00:00",
             "-0001-12-31 23:59",
         ] {
+            assert!(
+                matches!(ChangedAt::parse(raw), Err(TimestampError::Invalid(_))),
+                "{raw:?} should be refused"
+            );
+        }
+        // An offset can carry a four-digit year beyond either end in UTC.
+        for raw in ["0000-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"] {
             assert!(
                 matches!(ChangedAt::parse(raw), Err(TimestampError::OutOfRange(_))),
                 "{raw:?} should be refused"
@@ -315,6 +379,25 @@ mod tests {
             norm("9999-12-31T23:59:59.999999999Z"),
             "9999-12-31T23:59:59.999999999Z"
         );
+    }
+
+    #[test]
+    fn only_the_documented_forms_are_read() {
+        assert_eq!(norm("2026-03-01 12:05:00+01:00"), "2026-03-01T11:05:00Z");
+        assert_eq!(norm("2026-03-01t12:05"), "2026-03-01T12:05:00Z");
+        for bad in [
+            " 2026-03-01T12:05:00Z",
+            "2026-03-01T12:05:00Z ",
+            "2026-3-01T12:05:00",
+            "2026-03-01T12:5",
+            "2026-03-01T12:05Z",
+            "2026-03-01T12:05:00.Z",
+            "2026-03-01T12:05:00.1234567891Z",
+            "2026-03-01T12:05:00+0100",
+            "2026-03-01T12:05:00+01",
+        ] {
+            assert!(ChangedAt::parse(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 
     proptest::proptest! {

@@ -231,7 +231,11 @@ fn identify(
 
 /// The offered token: `Token: <t>` or `Authorization: Bearer <t>`. Both may
 /// be sent if they agree.
-fn credential(headers: &HeaderMap) -> Result<&[u8], ApiError> {
+///
+/// # Errors
+/// The refusal when none is sent, one is sent twice, `Authorization` is not
+/// `Bearer`, or the two disagree.
+pub fn credential(headers: &HeaderMap) -> Result<&[u8], ApiError> {
     let token = single(headers, TOKEN_HEADER)?;
     let bearer = single(headers, "Authorization")?
         .map(|value| bearer_token(value).ok_or(ApiError::InvalidToken))

@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::limits::Class;
 use crate::routes::body::JsonBody;
 use crate::routes::history::parse_limit;
+use crate::routes::params::parse_id;
 use crate::state::AppState;
 use crate::store::AuditQuery;
 
@@ -250,6 +251,26 @@ pub struct AuditParams {
     before: Option<String>,
 }
 
+impl AuditParams {
+    /// The page these parameters ask for.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidQuery`] naming the parameter.
+    pub fn read(&self) -> Result<AuditQuery, ApiError> {
+        let limit = parse_limit(self.limit.as_deref())?;
+        let before = self
+            .before
+            .as_deref()
+            .map(|raw| {
+                parse_id(raw).map(|id| id.0).ok_or_else(|| {
+                    ApiError::InvalidQuery("before must be the id of an audit event".to_owned())
+                })
+            })
+            .transpose()?;
+        Ok(AuditQuery { limit, before })
+    }
+}
+
 /// The audit of admin actions (applications and tokens), newest first.
 #[utoipa::path(
     get, path = "/admin/audit", tag = "admin",
@@ -269,17 +290,9 @@ pub async fn audit(
 ) -> Result<Json<AuditAnswer>, ApiError> {
     admitted(&state, &admin)?;
     let Query(params) = query?;
-    let limit = parse_limit(params.limit.as_deref())?;
-    let before = params
-        .before
-        .as_deref()
-        .map(|raw| {
-            raw.trim().parse::<i64>().map_err(|_| {
-                ApiError::InvalidQuery("before must be the id of an audit event".to_owned())
-            })
-        })
-        .transpose()?;
-    let records = state.access.audit(AuditQuery { limit, before }).await?;
+    let query = params.read()?;
+    let limit = query.limit;
+    let records = state.access.audit(query).await?;
     let next_before = (records.len() == limit as usize)
         .then(|| records.last().map(|record| record.id))
         .flatten();

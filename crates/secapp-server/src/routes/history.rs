@@ -73,7 +73,7 @@ pub async fn history(
 ) -> Result<Json<HistoryAnswer>, ApiError> {
     state.limits.check(&principal.app, Class::Read)?;
     let Query(params) = query?;
-    let query = parse(&params)?;
+    let query = params.read()?;
     let limit = query.limit;
     let entries = state.hub.history(query).await?;
     let next_before = (entries.len() == limit as usize)
@@ -105,7 +105,6 @@ pub(crate) fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
     match raw {
         None => Ok(DEFAULT_LIMIT),
         Some(raw) => raw
-            .trim()
             .parse::<u32>()
             .ok()
             .filter(|limit| (1..=MAX_LIMIT).contains(limit))
@@ -115,7 +114,17 @@ pub(crate) fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
-fn parse(params: &HistoryParams) -> Result<HistoryQuery, ApiError> {
+impl HistoryParams {
+    /// The query these parameters ask for.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidQuery`] naming the parameter.
+    pub fn read(&self) -> Result<HistoryQuery, ApiError> {
+        read(self)
+    }
+}
+
+fn read(params: &HistoryParams) -> Result<HistoryQuery, ApiError> {
     let bad = |what: &str| ApiError::InvalidQuery(what.to_owned());
     let limit = parse_limit(params.limit.as_deref())?;
     let before = params
@@ -131,13 +140,16 @@ fn parse(params: &HistoryParams) -> Result<HistoryQuery, ApiError> {
     let time = |raw: &Option<String>, name: &str| {
         raw.as_deref()
             .map(|raw| {
-                DateTime::parse_from_rfc3339(raw.trim())
-                    .map(|at| at.with_timezone(&Utc))
-                    .ok()
-                    .filter(|at| secapp_domain::in_range(*at))
-                    .ok_or_else(|| {
+                DateTime::parse_from_rfc3339(raw)
+                    .map(|at| {
+                        // A filter needs no storable bound: one beyond the
+                        // years kept is as one at their end.
+                        at.with_timezone(&Utc)
+                            .clamp(secapp_domain::earliest(), secapp_domain::latest())
+                    })
+                    .map_err(|_| {
                         bad(&format!(
-                            "{name} must be an RFC 3339 time from the years 0000 to 9999, such as 2026-03-01T00:00:00Z"
+                            "{name} must be an RFC 3339 time such as 2026-03-01T00:00:00Z"
                         ))
                     })
             })

@@ -9,14 +9,18 @@
 //! - [`admin`]: `/admin/...`, applications, tokens, the admin audit and
 //!   refused authentications.
 //! - [`health`]: `/healthz` and `/readyz`.
-//! - `/openapi.json` and `/docs`: the OpenAPI 3.1 document generated from the
-//!   handlers' annotations, and Swagger UI served from assets in the binary.
+//! - [`openapi`]: `/openapi.json`, the OpenAPI 3.1 document generated from
+//!   the handlers' annotations and completed by rules declared once; `/docs`
+//!   serves Swagger UI for it from assets in the binary.
+//! - [`body`] and [`params`]: the readers of request bodies, query
+//!   parameters and cursor headers.
 
 pub mod admin;
 pub mod body;
 pub mod consumers;
 pub mod health;
 pub mod history;
+pub mod openapi;
 pub mod params;
 pub mod poll;
 pub mod publish;
@@ -33,95 +37,10 @@ use std::convert::Infallible;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// The OpenAPI document.
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "secapp",
-        description = "Broadcasts one organisation-wide security criticality level to every application in a fleet. \
-            Authenticate with your application's token in the `Token` header or as `Authorization: Bearer` (use **Authorize**). \
-            `App-name` must name the token's application: `/secapp/update` and `/secapp/stream` require it, \
-            the reports and the admin API take it from the token.",
-    ),
-    paths(
-        publish::publish,
-        poll::poll,
-        stream::stream,
-        consumers::consumers,
-        history::history,
-        admin::list_apps,
-        admin::create_app,
-        admin::show_app,
-        admin::update_app,
-        admin::issue_token,
-        admin::list_tokens,
-        admin::revoke_token,
-        admin::audit,
-        admin::auth_failures,
-        health::healthz,
-        health::readyz
-    ),
-    components(schemas(
-        secapp_api::PublishRequest,
-        secapp_api::PublishAnswer,
-        secapp_api::PollAnswer,
-        secapp_api::CurrentState,
-        secapp_api::Empty,
-        secapp_api::ErrorBody,
-        secapp_api::ConsumersAnswer,
-        secapp_api::ConsumerView,
-        secapp_api::SightingView,
-        secapp_api::HistoryAnswer,
-        secapp_api::HistoryEntry,
-        secapp_api::admin::NewApp,
-        secapp_api::admin::AppPatch,
-        secapp_api::admin::AppView,
-        secapp_api::admin::AppsAnswer,
-        secapp_api::admin::NewToken,
-        secapp_api::admin::TokenView,
-        secapp_api::admin::IssuedToken,
-        secapp_api::admin::TokensAnswer,
-        secapp_api::admin::AuditEntry,
-        secapp_api::admin::AuditAnswer,
-        secapp_api::admin::AuthFailureView,
-        secapp_api::admin::AuthFailuresAnswer,
-    )),
-    modifiers(&TokenScheme),
-    tags(
-        (name = "criticality", description = "Publish and learn the criticality level."),
-        (name = "admin", description = "Applications, tokens and audits; needs the `admin` role."),
-        (name = "operations", description = "Probes for orchestrators and load balancers."),
-    ),
-)]
-pub struct ApiDoc;
-
-/// Declares the two ways to send a token: the `Token` header and
-/// `Authorization: Bearer`.
-struct TokenScheme;
-
-impl Modify for TokenScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "token",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                secapp_api::TOKEN_HEADER,
-                "An application's token (the first admin token is printed at first start), or the shared compatibility token.",
-            ))),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
 
 /// The application as a service: the router inside the layers every
 /// request passes through. [`crate::listener`] serves it, adding the peer's
@@ -156,6 +75,7 @@ pub fn service(
 
 /// Builds the application router, without the layers of [`service`].
 pub fn router(state: AppState) -> Router {
+    let document = openapi::document(state.levels);
     let api = Router::new()
         .route("/secapp/update", get(poll::poll).post(publish::publish))
         .route("/secapp/stream", get(stream::stream))
@@ -178,7 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+    api.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
         .fallback(not_found)
 }
 

@@ -1,6 +1,8 @@
 //! The readers of query parameters and header values a consumer sends back:
 //! cursors (`after`, `If-None-Match`, `Last-Event-ID`) and waits. Each takes
-//! untrusted text and answers a value or the refusal that names it.
+//! untrusted text and answers a value or the refusal that names it, and
+//! accepts exactly what the OpenAPI document states
+//! ([`patterns`](crate::routes::openapi::patterns)).
 
 use std::time::Duration;
 
@@ -8,14 +10,12 @@ use secapp_domain::ChangeId;
 
 use crate::error::ApiError;
 
-/// A `status_change_id` as a client sends it back: a non-negative integer.
+/// A `status_change_id` as a client sends it back: 1 to 18 decimal digits
+/// (ids count publishes; 18 digits outlast any deployment).
 #[must_use]
 pub fn parse_id(raw: &str) -> Option<ChangeId> {
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id >= 0)
-        .map(ChangeId)
+    let digits = (1..=18).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| raw.parse().ok().map(ChangeId)).flatten()
 }
 
 /// `?after=<status_change_id>`.
@@ -26,25 +26,37 @@ pub fn parse_after(raw: &str) -> Result<ChangeId, ApiError> {
     parse_id(raw).ok_or_else(|| ApiError::InvalidAfter(shorten(raw)))
 }
 
+/// What an `If-None-Match` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tags {
+    /// Nothing: the header was empty.
+    None,
+    /// `*`: any current state.
+    Any,
+    /// These ids.
+    Ids(Vec<ChangeId>),
+}
+
 /// `If-None-Match`, from every line it was sent on: `"17"`, `W/"17"`,
-/// `"16", "17"` or `*`. `None` for `*` (any current state).
+/// `"16", "17"` or `*`; an empty line holds nothing.
 ///
 /// # Errors
 /// [`ApiError::InvalidIfNoneMatch`] when one tag is not an ETag this server
 /// gives.
-pub fn parse_if_none_match<'a>(
-    values: impl Iterator<Item = &'a [u8]>,
-) -> Result<Option<Vec<ChangeId>>, ApiError> {
+pub fn parse_if_none_match<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Tags, ApiError> {
     let mut ids = Vec::new();
     let mut any = false;
     for raw in values {
         let text = std::str::from_utf8(raw).map_err(|_| ApiError::InvalidIfNoneMatch)?;
-        if text.trim() == "*" {
+        if text.is_empty() {
+            continue;
+        }
+        if text == "*" {
             any = true;
             continue;
         }
         for tag in text.split(',') {
-            let tag = tag.trim();
+            let tag = tag.trim_matches([' ', '\t']);
             let tag = tag.strip_prefix("W/").unwrap_or(tag);
             let id = tag
                 .strip_prefix('"')
@@ -54,7 +66,13 @@ pub fn parse_if_none_match<'a>(
             ids.push(id);
         }
     }
-    Ok((!any).then_some(ids))
+    Ok(if any {
+        Tags::Any
+    } else if ids.is_empty() {
+        Tags::None
+    } else {
+        Tags::Ids(ids)
+    })
 }
 
 /// `Last-Event-ID`, when sent; an empty value is as none.
@@ -66,10 +84,22 @@ pub fn parse_last_event_id(raw: Option<&[u8]>) -> Result<Option<ChangeId>, ApiEr
         return Ok(None);
     };
     let text = std::str::from_utf8(raw).map_err(|_| ApiError::InvalidLastEventId)?;
-    if text.trim().is_empty() {
+    if text.is_empty() {
         return Ok(None);
     }
     parse_id(text).map(Some).ok_or(ApiError::InvalidLastEventId)
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+///
+/// # Errors
+/// [`ApiError::InvalidIdempotencyKey`].
+pub fn parse_idempotency_key(raw: &[u8]) -> Result<String, ApiError> {
+    let valid = (1..=255).contains(&raw.len()) && raw.iter().all(u8::is_ascii_graphic);
+    if !valid {
+        return Err(ApiError::InvalidIdempotencyKey);
+    }
+    Ok(String::from_utf8_lossy(raw).into_owned())
 }
 
 /// `?wait=<seconds>`, possibly fractional, cut to `max`.
@@ -78,7 +108,6 @@ pub fn parse_last_event_id(raw: Option<&[u8]>) -> Result<Option<ChangeId>, ApiEr
 /// [`ApiError::InvalidWait`] naming the value.
 pub fn parse_wait(raw: &str, max: Duration) -> Result<Duration, ApiError> {
     let seconds: f64 = raw
-        .trim()
         .parse()
         .ok()
         .filter(|s: &f64| s.is_finite() && *s >= 0.0)
@@ -94,21 +123,23 @@ fn shorten(raw: &str) -> String {
 mod tests {
     use super::*;
 
-    fn inm(values: &[&[u8]]) -> Result<Option<Vec<ChangeId>>, ApiError> {
+    fn inm(values: &[&[u8]]) -> Result<Tags, ApiError> {
         parse_if_none_match(values.iter().copied())
+    }
+
+    fn ids(ids: &[i64]) -> Tags {
+        Tags::Ids(ids.iter().copied().map(ChangeId).collect())
     }
 
     #[test]
     fn if_none_match_accepts_strong_weak_lists_and_star() {
-        assert_eq!(inm(&[b"\"17\""]).unwrap(), Some(vec![ChangeId(17)]));
-        assert_eq!(inm(&[b"W/\"17\""]).unwrap(), Some(vec![ChangeId(17)]));
-        assert_eq!(
-            inm(&[b"\"16\", W/\"17\""]).unwrap(),
-            Some(vec![ChangeId(16), ChangeId(17)])
-        );
-        assert_eq!(inm(&[b" * "]).unwrap(), None);
+        assert_eq!(inm(&[b"\"17\""]).unwrap(), ids(&[17]));
+        assert_eq!(inm(&[b"W/\"17\""]).unwrap(), ids(&[17]));
+        assert_eq!(inm(&[b"\"16\",\tW/\"17\""]).unwrap(), ids(&[16, 17]));
+        assert_eq!(inm(&[b"*"]).unwrap(), Tags::Any);
+        assert_eq!(inm(&[b""]).unwrap(), Tags::None);
         for bad in [
-            &b""[..],
+            &b" "[..],
             b"17",
             b"\"x\"",
             b"\"-1\"",
@@ -122,11 +153,8 @@ mod tests {
 
     #[test]
     fn if_none_match_sent_on_several_lines_is_one_list() {
-        assert_eq!(
-            inm(&[b"\"3\"", b"\"4\", \"5\""]).unwrap(),
-            Some(vec![ChangeId(3), ChangeId(4), ChangeId(5)])
-        );
-        assert_eq!(inm(&[b"\"3\"", b"*"]).unwrap(), None);
+        assert_eq!(inm(&[b"\"3\"", b"\"4\", \"5\""]).unwrap(), ids(&[3, 4, 5]));
+        assert_eq!(inm(&[b"\"3\"", b"*"]).unwrap(), Tags::Any);
         assert!(inm(&[b"\"3\"", b"x"]).is_err());
     }
 
@@ -136,7 +164,7 @@ mod tests {
         assert_eq!(parse_wait("30", max).unwrap(), Duration::from_secs(30));
         assert_eq!(parse_wait("0.25", max).unwrap(), Duration::from_millis(250));
         assert_eq!(parse_wait("1e9", max).unwrap(), max);
-        for bad in ["", "-1", "NaN", "inf", "soon"] {
+        for bad in ["", "-1", " 1", "NaN", "inf", "soon"] {
             assert!(parse_wait(bad, max).is_err(), "{bad:?}");
         }
     }
@@ -144,12 +172,19 @@ mod tests {
     #[test]
     fn last_event_id_is_an_id_or_nothing() {
         assert_eq!(parse_last_event_id(None).unwrap(), None);
-        assert_eq!(parse_last_event_id(Some(b" ")).unwrap(), None);
+        assert_eq!(parse_last_event_id(Some(b"")).unwrap(), None);
         assert_eq!(
             parse_last_event_id(Some(b"17")).unwrap(),
             Some(ChangeId(17))
         );
-        for bad in [&b"-1"[..], b"x", b"\xff"] {
+        for bad in [
+            &b"-1"[..],
+            b" ",
+            b" 1",
+            b"x",
+            b"\xff",
+            b"1234567890123456789",
+        ] {
             assert!(parse_last_event_id(Some(bad)).is_err(), "{bad:?}");
         }
     }

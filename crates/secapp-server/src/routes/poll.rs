@@ -23,12 +23,13 @@ use secapp_api::{
 use secapp_domain::{AppName, ChangeId, Head, Mode, Role};
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::IntoParams;
 
 use crate::auth::AsConsumer;
 use crate::error::ApiError;
 use crate::limits::Class;
-use crate::routes::params;
+use crate::routes::params::{self, Tags};
 use crate::state::AppState;
 
 /// Query parameters of a poll. Kept as text so a bad value gets our own
@@ -59,8 +60,9 @@ enum Held {
     IfNoneMatch(Option<Vec<ChangeId>>),
 }
 
-/// The `If-None-Match` header, parsed: `None` when not sent. Taken alone:
-/// the `HeaderMap` extractor would copy every header of every poll.
+/// The `If-None-Match` header, parsed: `None` when not sent or empty.
+/// Taken alone: the `HeaderMap` extractor would copy every header of every
+/// poll.
 pub struct IfNoneMatch(Option<Option<Vec<ChangeId>>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
@@ -68,28 +70,45 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let values = parts.headers.get_all(header::IF_NONE_MATCH);
-        if values.iter().next().is_none() {
-            return Ok(Self(None));
-        }
-        params::parse_if_none_match(values.iter().map(HeaderValue::as_bytes))
-            .map(|held| Self(Some(held)))
+        Ok(Self(
+            match params::parse_if_none_match(values.iter().map(HeaderValue::as_bytes))? {
+                Tags::None => None,
+                Tags::Any => Some(None),
+                Tags::Ids(ids) => Some(Some(ids)),
+            },
+        ))
+    }
+}
+
+impl PollParams {
+    /// The client-held id (`after`) and the wait (cut to `max_wait`; none
+    /// when zero). Both are checked whatever else the request sends.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidAfter`] or [`ApiError::InvalidWait`].
+    pub fn read(
+        &self,
+        max_wait: Duration,
+    ) -> Result<(Option<ChangeId>, Option<Duration>), ApiError> {
+        let after = self.after.as_deref().map(params::parse_after).transpose()?;
+        let wait = self
+            .wait
+            .as_deref()
+            .map(|raw| params::parse_wait(raw, max_wait))
+            .transpose()?
+            .filter(|wait| !wait.is_zero());
+        Ok((after, wait))
     }
 }
 
 impl Held {
-    /// Every parameter is checked, whichever one decides: a bad `after` is
-    /// refused even when `If-None-Match` wins.
-    fn parse(params: &PollParams, if_none_match: IfNoneMatch) -> Result<Self, ApiError> {
-        let after = params
-            .after
-            .as_deref()
-            .map(params::parse_after)
-            .transpose()?;
-        Ok(match (if_none_match.0, after) {
+    /// `If-None-Match` wins over `after`; either is checked anyway.
+    fn new(after: Option<ChangeId>, if_none_match: IfNoneMatch) -> Self {
+        match (if_none_match.0, after) {
             (Some(held), _) => Self::IfNoneMatch(held),
             (None, Some(id)) => Self::After(id),
             (None, None) => Self::Server,
-        })
+        }
     }
 
     /// The state the client holds, given the current head; `None` when the
@@ -167,13 +186,8 @@ pub async fn poll(
 ) -> Result<Response, ApiError> {
     state.limits.check(&principal.app, Class::Read)?;
     let Query(params) = query?;
-    let held = Held::parse(&params, if_none_match)?;
-    let wait = params
-        .wait
-        .as_deref()
-        .map(|raw| params::parse_wait(raw, state.max_wait))
-        .transpose()?
-        .filter(|wait| !wait.is_zero());
+    let (after, wait) = params.read(state.max_wait)?;
+    let held = Held::new(after, if_none_match);
     // axum answers HEAD with the GET handler; a HEAD answer has no body, so
     // it must record nothing.
     let record = method != Method::HEAD;

@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use secapp_api::{IDEMPOTENCY_KEY_HEADER, PublishAnswer, PublishRequest};
 use secapp_domain::ChangedAt;
 
-use crate::auth::{AsPublisher, Principal, SourceAddress};
+use crate::auth::{AsPublisher, Principal, SourceAddress, single};
 use crate::error::ApiError;
 use crate::limits::Class;
 use crate::routes::body::JsonBody;
+use crate::routes::params;
 use crate::state::AppState;
 use crate::store::{Idempotency, NewChange, Published};
 
@@ -87,9 +88,6 @@ pub async fn publish(
 /// same `Idempotency-Key`.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
-/// The longest `Idempotency-Key` accepted, in bytes.
-const MAX_KEY_LEN: usize = 255;
-
 /// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 pub struct IdempotencyKey(Option<String>);
 
@@ -97,20 +95,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let mut values = parts.headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
-        let Some(value) = values.next() else {
-            return Ok(Self(None));
-        };
-        if values.next().is_some() {
-            return Err(ApiError::RepeatedHeader(IDEMPOTENCY_KEY_HEADER));
-        }
-        let key = value.as_bytes();
-        let valid =
-            !key.is_empty() && key.len() <= MAX_KEY_LEN && key.iter().all(u8::is_ascii_graphic);
-        if !valid {
-            return Err(ApiError::InvalidIdempotencyKey);
-        }
-        Ok(Self(Some(String::from_utf8_lossy(key).into_owned())))
+        single(&parts.headers, IDEMPOTENCY_KEY_HEADER)?
+            .map(params::parse_idempotency_key)
+            .transpose()
+            .map(Self)
     }
 }
 
