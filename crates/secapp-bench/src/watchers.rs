@@ -72,12 +72,20 @@ async fn measure(args: &RunArgs, kind: Kind, count: usize) -> BenchResult<String
     let idle_rss = server.rss_kib()?;
 
     let (receipts, mut inbox) = mpsc::unbounded_channel();
-    let streams = connect_all(server.addr, count).await?;
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .enumerate()
-        .map(|(n, stream)| tokio::spawn(watch(stream, kind, n, head, receipts.clone())))
-        .collect();
+    // Each watcher sends its request as soon as it is connected, as a real
+    // client does: a connection that stays silent is closed at the server's
+    // header-read timeout, and connecting 10,000 takes longer than that.
+    let mut tasks = Vec::with_capacity(count);
+    for batch in (0..count).collect::<Vec<_>>().chunks(CONNECT_BATCH) {
+        let connecting: Vec<_> = batch
+            .iter()
+            .map(|&n| tokio::spawn(connect(server.addr, n)))
+            .collect();
+        for (stream, &n) in connecting.into_iter().zip(batch) {
+            let stream = stream.await.map_err(|e| format!("connect task: {e}"))??;
+            tasks.push(tokio::spawn(watch(stream, kind, n, head, receipts.clone())));
+        }
+    }
     drop(receipts);
     // Streams announce themselves with the head they are sent at connect;
     // long polls are held silently, so give the server time to take them all.

@@ -1,6 +1,6 @@
 //! The server's notion of now, injected so tests can pin it.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike as _, Utc};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
@@ -16,6 +16,8 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         let now = Utc::now();
-        DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+        // Cheaper than a round trip through a timestamp: no date arithmetic.
+        now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now)
     }
 }

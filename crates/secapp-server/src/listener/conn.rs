@@ -25,7 +25,6 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
@@ -44,8 +43,6 @@ pub(super) struct Activity {
     idle_since: AtomicU64,
     /// When the head being read began, plus one; 0 when none is.
     head_started: AtomicU64,
-    /// Woken when the deadline may have moved earlier.
-    changed: Notify,
 }
 
 impl Activity {
@@ -56,7 +53,6 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             // A new connection is reading its first head from the start.
             head_started: AtomicU64::new(1),
-            changed: Notify::new(),
         }
     }
 
@@ -89,7 +85,6 @@ impl Activity {
         {
             self.head_started
                 .store(self.elapsed_ms() + 1, Ordering::Release);
-            self.changed.notify_one();
         }
     }
 
@@ -107,7 +102,6 @@ impl Activity {
     fn end(&self) {
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle_since.store(self.elapsed_ms(), Ordering::Release);
-            self.changed.notify_one();
         }
     }
 }
@@ -115,6 +109,13 @@ impl Activity {
 /// Serves `connection` until it ends, its deadline passes (then it is
 /// dropped, which closes the socket), or `stop` asks it to finish what it
 /// is serving and close.
+///
+/// The timer is checked lazily: it stays armed at the earliest deadline seen
+/// and, when it fires, is moved to the real one if that is later. Only a
+/// deadline moving earlier (a head starting on an idle connection) resets it
+/// at once. Every change of [`Activity`] happens while `connection` is
+/// polled, in this task, so it is seen right after that poll: a request
+/// costs no extra wake-up and, mostly, no timer operation.
 pub(super) async fn drive<C, E>(
     connection: C,
     activity: &Activity,
@@ -125,37 +126,44 @@ pub(super) async fn drive<C, E>(
     E: std::fmt::Display,
 {
     let mut connection = std::pin::pin!(connection);
-    let sleep = tokio::time::sleep(limits.keep_alive_timeout);
-    let mut sleep = std::pin::pin!(sleep);
+    let first = activity
+        .deadline(&limits)
+        .unwrap_or_else(|| Instant::now() + limits.keep_alive_timeout);
+    let mut sleep = std::pin::pin!(tokio::time::sleep_until(first));
+    let mut armed = Some(first);
+    let mut stopped = std::pin::pin!(stop.cancelled());
     let mut stopping = false;
-    loop {
-        let deadline = activity.deadline(&limits);
-        if let Some(deadline) = deadline
-            && sleep.deadline() != deadline
-        {
-            sleep.as_mut().reset(deadline);
+    std::future::poll_fn(|cx| {
+        if !stopping && stopped.as_mut().poll(cx).is_ready() {
+            stopping = true;
+            connection.as_mut().shutdown_gracefully();
         }
-        tokio::select! {
-            biased;
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "a connection ended with an error");
-                }
-                return;
+        if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "a connection ended with an error");
             }
-            () = activity.changed.notified() => {}
-            () = sleep.as_mut(), if deadline.is_some() => {
-                if activity.deadline(&limits).is_some_and(|at| at <= Instant::now()) {
-                    tracing::debug!("closing a connection that sent no request in time");
-                    return;
-                }
+            return Poll::Ready(());
+        }
+        loop {
+            let deadline = activity.deadline(&limits);
+            // While a request is served there is no deadline: look again
+            // after a keep-alive timeout.
+            let wanted = deadline.unwrap_or_else(|| Instant::now() + limits.keep_alive_timeout);
+            if armed.is_none_or(|armed| wanted < armed) {
+                sleep.as_mut().reset(wanted);
+                armed = Some(wanted);
             }
-            () = stop.cancelled(), if !stopping => {
-                stopping = true;
-                connection.as_mut().shutdown_gracefully();
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            armed = None;
+            if deadline.is_some_and(|at| at <= Instant::now()) {
+                tracing::debug!("closing a connection that sent no request in time");
+                return Poll::Ready(());
             }
         }
-    }
+    })
+    .await;
 }
 
 /// A connection that can be asked to finish its requests and close.
@@ -279,25 +287,48 @@ impl<S> PerConnection<S> {
 
 impl<S> hyper::service::Service<Request<hyper::body::Incoming>> for PerConnection<S>
 where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: tower::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Unpin
+        + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     type Response = Response<TrackedBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, Infallible>> + Send>>;
+    type Future = Answer<tower::util::Oneshot<S, Request>>;
 
     fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
         let mut request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(self.remote));
-        let in_flight = InFlight::begin(self.activity.clone());
-        let answer = self.inner.clone().oneshot(request);
-        Box::pin(async move {
-            let Ok(response) = answer.await;
-            Ok(response.map(|body| TrackedBody {
-                inner: body,
-                in_flight: Some(in_flight),
-            }))
-        })
+        Answer {
+            in_flight: Some(InFlight::begin(self.activity.clone())),
+            future: self.inner.clone().oneshot(request),
+        }
+    }
+}
+
+/// The answer to one request, on its way: it counts as in flight from the
+/// call until its body ends (or it is dropped unanswered).
+pub(super) struct Answer<F> {
+    future: F,
+    in_flight: Option<InFlight>,
+}
+
+impl<F> Future for Answer<F>
+where
+    F: Future<Output = Result<Response, Infallible>> + Unpin,
+{
+    type Output = Result<Response<TrackedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Ok(response) = ready!(Pin::new(&mut this.future).poll(cx));
+        let in_flight = this.in_flight.take();
+        Poll::Ready(Ok(response.map(|body| TrackedBody {
+            inner: body,
+            in_flight,
+        })))
     }
 }
 

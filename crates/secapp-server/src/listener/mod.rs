@@ -46,6 +46,28 @@ pub const MAX_HEAD_BYTES: usize = 80 * 1024;
 /// The most header fields in one request; more are refused with 431.
 pub const MAX_HEADERS: usize = 100;
 
+/// The application a listener serves: the routes inside their layers
+/// ([`crate::routes::service`]), cloned for each connection.
+pub trait Application:
+    tower::Service<Request, Response = Response, Error = Infallible>
+    + Clone
+    + Send
+    + Sync
+    + Unpin
+    + 'static
+{
+}
+
+impl<S> Application for S where
+    S: tower::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + Unpin
+        + 'static
+{
+}
+
 /// The limits every connection is held to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -92,18 +114,13 @@ pub fn default_max_connections(open_files: Option<u64>) -> usize {
 /// Serves `service` on `listener` until `stop` is cancelled, then stops
 /// accepting, asks every connection to finish what it is serving and waits
 /// for them all. Dropping the returned future closes every connection.
-pub async fn serve<S>(
+pub async fn serve<S: Application>(
     listener: TcpListener,
     service: S,
     limits: ConnectionLimits,
     stop: CancellationToken,
 ) where
-    S: tower::Service<Request, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     let mut builder = http1::Builder::new();
     builder
@@ -117,15 +134,23 @@ pub async fn serve<S>(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
     let mut backoff: Option<Duration> = None;
+    // Said once each time the cap is reached, not for every wait at it.
+    let mut at_cap = false;
     loop {
         while connections.try_join_next().is_some() {}
         let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
+            Ok(permit) => {
+                at_cap = false;
+                permit
+            }
             Err(_) => {
-                tracing::warn!(
-                    max_connections = limits.max_connections,
-                    "at the connection cap: new connections wait until one closes"
-                );
+                if !at_cap {
+                    at_cap = true;
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "at the connection cap: new connections wait until one closes"
+                    );
+                }
                 tokio::select! {
                     permit = permits.clone().acquire_owned() => match permit {
                         Ok(permit) => permit,
@@ -170,7 +195,7 @@ pub async fn serve<S>(
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection<S>(
+async fn serve_connection<S: Application>(
     builder: &http1::Builder,
     tcp: TcpStream,
     remote: SocketAddr,
@@ -178,12 +203,7 @@ async fn serve_connection<S>(
     limits: ConnectionLimits,
     stop: CancellationToken,
 ) where
-    S: tower::Service<Request, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     // Stream events and poll answers are small writes on long-lived
     // connections: with Nagle's algorithm one could wait for the client's

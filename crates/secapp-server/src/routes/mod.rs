@@ -51,10 +51,11 @@ use crate::state::AppState;
 /// of a boxed service per layer.
 pub fn service(
     state: AppState,
-) -> impl Service<Request, Response = Response, Error = Infallible, Future = impl Send + 'static>
+) -> impl Service<Request, Response = Response, Error = Infallible, Future = impl Send + Unpin + 'static>
 + Clone
 + Send
 + Sync
++ Unpin
 + 'static {
     ServiceBuilder::new()
         .map_response(|response: http::Response<_>| {

@@ -55,6 +55,10 @@ pub fn parse_if_none_match<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result
             any = true;
             continue;
         }
+        // Spaces and tabs may stand around commas, not at either end.
+        if text.starts_with([' ', '\t']) || text.ends_with([' ', '\t']) {
+            return Err(ApiError::InvalidIfNoneMatch);
+        }
         for tag in text.split(',') {
             let tag = tag.trim_matches([' ', '\t']);
             let tag = tag.strip_prefix("W/").unwrap_or(tag);
@@ -140,6 +144,8 @@ mod tests {
         assert_eq!(inm(&[b""]).unwrap(), Tags::None);
         for bad in [
             &b" "[..],
+            b"\"0\"\t",
+            b" \"0\"",
             b"17",
             b"\"x\"",
             b"\"-1\"",

@@ -368,6 +368,51 @@ pub fn consumers_round_trip(fresh: &Fresh) {
     );
 }
 
+/// An idempotency key and the request it was first used with are read back
+/// exactly: the same pair replays the first id, after a reopen, and any
+/// other request with the key is told it was reused.
+pub fn idempotency_keys_round_trip(fresh: &Fresh) {
+    let strategy = (new_change(), "[!-~]{1,255}", text(), text());
+    run(
+        fresh,
+        strategy,
+        async |backend, (change, key, request, other): (NewChange, String, String, String)| {
+            let keyed = |request: &str| NewChange {
+                idempotency: Some(super::Idempotency {
+                    key: key.clone(),
+                    request: request.to_owned(),
+                    not_before: secapp_domain::earliest(),
+                }),
+                ..change.clone()
+            };
+            let first = keyed(&request);
+            let id = std::cell::Cell::new(None);
+            write_then_read(
+                backend,
+                async |store| {
+                    let recorded = store.publish(first).await.unwrap().recorded().unwrap();
+                    id.set(Some(recorded.id));
+                },
+                async |store| {
+                    match store.publish(keyed(&request)).await.unwrap() {
+                        super::Published::Replayed { id: replayed } => {
+                            assert_eq!(Some(replayed), id.get());
+                        }
+                        other => panic!("not replayed: {other:?}"),
+                    }
+                    if other != request {
+                        assert!(matches!(
+                            store.publish(keyed(&other)).await.unwrap(),
+                            super::Published::KeyReused
+                        ));
+                    }
+                },
+            )
+            .await;
+        },
+    );
+}
+
 fn run<S, C>(fresh: &Fresh, strategy: S, check: C)
 where
     S: Strategy,
@@ -398,6 +443,7 @@ macro_rules! round_trip_tests {
             changes_round_trip,
             access_round_trips,
             consumers_round_trip,
+            idempotency_keys_round_trip,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {

@@ -118,29 +118,47 @@ fn version(raw: i64, name: &str) -> Result<Version, String> {
         .map_err(|_| format!("{name} {raw} is negative"))
 }
 
-/// Every registered application that can be read, and those that cannot.
-pub(super) fn apps(conn: &Connection) -> Result<(Vec<AppRecord>, Vec<UnreadableRow>), StoreError> {
-    let mut statement = conn
-        .prepare(
-            "SELECT name, roles, description, owner, created_at, updated_at, disabled_at
-             FROM apps ORDER BY name",
-        )
-        .map_err(backend)?;
-    let mut rows = statement.query([]).map_err(backend)?;
-    let mut apps = Vec::new();
-    let mut unreadable = Vec::new();
+/// Reads every row `sql` selects (with `params`) through `read`; a row it
+/// cannot read is handed to `unreadable` instead, with what is wrong.
+fn load<T, U>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: fn(&Fields<'_, '_>) -> Result<T, String>,
+    mut unreadable: impl FnMut(&Fields<'_, '_>, String) -> U,
+) -> Result<(Vec<T>, Vec<U>), StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = statement.query(params).map_err(backend)?;
+    let (mut read_rows, mut unread) = (Vec::new(), Vec::new());
     while let Some(row) = rows.next().map_err(backend)? {
         let fields = Fields(row);
-        match app(&fields) {
-            Ok(app) => apps.push(app),
-            Err(problem) => unreadable.push(UnreadableRow {
-                table: "apps",
-                key: fields.shown(0).unwrap_or_default(),
-                problem,
-            }),
+        match read(&fields) {
+            Ok(value) => read_rows.push(value),
+            Err(problem) => unread.push(unreadable(&fields, problem)),
         }
     }
-    Ok((apps, unreadable))
+    Ok((read_rows, unread))
+}
+
+/// An unreadable row of `table`, keyed by its first column.
+fn unreadable_row(table: &'static str) -> impl Fn(&Fields<'_, '_>, String) -> UnreadableRow {
+    move |fields, problem| UnreadableRow {
+        table,
+        key: fields.shown(0).unwrap_or_default(),
+        problem,
+    }
+}
+
+/// Every registered application that can be read, and those that cannot.
+pub(super) fn apps(conn: &Connection) -> Result<(Vec<AppRecord>, Vec<UnreadableRow>), StoreError> {
+    load(
+        conn,
+        "SELECT name, roles, description, owner, created_at, updated_at, disabled_at
+         FROM apps ORDER BY name",
+        [],
+        app,
+        unreadable_row("apps"),
+    )
 }
 
 fn app(fields: &Fields<'_, '_>) -> Result<AppRecord, String> {
@@ -161,32 +179,23 @@ fn app(fields: &Fields<'_, '_>) -> Result<AppRecord, String> {
 pub(super) fn tokens(
     conn: &Connection,
 ) -> Result<(Vec<TokenRecord>, Vec<UnreadableToken>), StoreError> {
-    let mut statement = conn
-        .prepare(
-            "SELECT id, app_name, hash, label, created_at, expires_at, revoked_at, last_used_at
-             FROM tokens ORDER BY created_at, id",
-        )
-        .map_err(backend)?;
-    let mut rows = statement.query([]).map_err(backend)?;
-    let mut tokens = Vec::new();
-    let mut unreadable = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
-        let fields = Fields(row);
-        match token(&fields) {
-            Ok(token) => tokens.push(token),
-            Err(problem) => unreadable.push(UnreadableToken {
-                id: fields.shown(0).unwrap_or_default(),
-                app: fields.shown(1).unwrap_or_default(),
-                label: fields.shown(3),
-                created_at: fields.shown(4).unwrap_or_default(),
-                expires_at: fields.shown(5),
-                revoked_at: fields.shown(6),
-                last_used_at: fields.shown(7),
-                problem,
-            }),
-        }
-    }
-    Ok((tokens, unreadable))
+    load(
+        conn,
+        "SELECT id, app_name, hash, label, created_at, expires_at, revoked_at, last_used_at
+         FROM tokens ORDER BY created_at, id",
+        [],
+        token,
+        |fields, problem| UnreadableToken {
+            id: fields.shown(0).unwrap_or_default(),
+            app: fields.shown(1).unwrap_or_default(),
+            label: fields.shown(3),
+            created_at: fields.shown(4).unwrap_or_default(),
+            expires_at: fields.shown(5),
+            revoked_at: fields.shown(6),
+            last_used_at: fields.shown(7),
+            problem,
+        },
+    )
 }
 
 fn token(fields: &Fields<'_, '_>) -> Result<TokenRecord, String> {
@@ -213,29 +222,16 @@ fn token(fields: &Fields<'_, '_>) -> Result<TokenRecord, String> {
 pub(super) fn consumers(
     conn: &Connection,
 ) -> Result<(Vec<ConsumerRecord>, Vec<UnreadableRow>), StoreError> {
-    let mut statement = conn
-        .prepare(
-            "SELECT app_name, told_version, told_at,
-                    sent_id, sent_at, sent_mode, sent_long_poll,
-                    acked_id, acked_at, acked_mode, acked_long_poll
-             FROM consumers",
-        )
-        .map_err(backend)?;
-    let mut rows = statement.query([]).map_err(backend)?;
-    let mut consumers = Vec::new();
-    let mut unreadable = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
-        let fields = Fields(row);
-        match consumer(&fields) {
-            Ok(record) => consumers.push(record),
-            Err(problem) => unreadable.push(UnreadableRow {
-                table: "consumers",
-                key: fields.shown(0).unwrap_or_default(),
-                problem,
-            }),
-        }
-    }
-    Ok((consumers, unreadable))
+    load(
+        conn,
+        "SELECT app_name, told_version, told_at,
+                sent_id, sent_at, sent_mode, sent_long_poll,
+                acked_id, acked_at, acked_mode, acked_long_poll
+         FROM consumers",
+        [],
+        consumer,
+        unreadable_row("consumers"),
+    )
 }
 
 fn consumer(fields: &Fields<'_, '_>) -> Result<ConsumerRecord, String> {
@@ -351,36 +347,27 @@ pub(super) fn history(
     query: &HistoryQuery,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
     // NULL parameters switch a filter off.
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT id, level, changed_at, published_by, received_at, source_address, outcome,
-                    token_id
-             FROM changes
-             WHERE (?1 IS NULL OR id < ?1)
-               AND (?2 IS NULL OR published_by = ?2)
-               AND (?3 IS NULL OR received_at >= ?3)
-               AND (?4 IS NULL OR received_at < ?4)
-             ORDER BY id DESC
-             LIMIT ?5",
-        )
-        .map_err(backend)?;
-    let mut rows = statement
-        .query(params![
+    let (entries, _) = load(
+        conn,
+        "SELECT id, level, changed_at, published_by, received_at, source_address, outcome,
+                token_id
+         FROM changes
+         WHERE (?1 IS NULL OR id < ?1)
+           AND (?2 IS NULL OR published_by = ?2)
+           AND (?3 IS NULL OR received_at >= ?3)
+           AND (?4 IS NULL OR received_at < ?4)
+         ORDER BY id DESC
+         LIMIT ?5",
+        params![
             query.before.map(|id| id.0),
             query.app.as_ref().map(AppName::as_str),
             query.since.map(rfc3339),
             query.until.map(rfc3339),
             query.limit,
-        ])
-        .map_err(backend)?;
-    let mut entries = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
-        let fields = Fields(row);
-        match history_entry(&fields) {
-            Ok(entry) => entries.push(entry),
-            Err(problem) => skipped("changes", &fields, &problem),
-        }
-    }
+        ],
+        history_entry,
+        skipped("changes"),
+    )?;
     Ok(entries)
 }
 
@@ -402,23 +389,14 @@ fn history_entry(fields: &Fields<'_, '_>) -> Result<HistoryEntry, String> {
 
 /// One page of the admin audit, newest first; unreadable rows left out.
 pub(super) fn audit(conn: &Connection, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT id, at, actor, actor_token, source_address, action, target, detail
-             FROM admin_audit WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-        )
-        .map_err(backend)?;
-    let mut rows = statement
-        .query(params![query.before, query.limit])
-        .map_err(backend)?;
-    let mut records = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
-        let fields = Fields(row);
-        match audit_record(&fields) {
-            Ok(record) => records.push(record),
-            Err(problem) => skipped("admin_audit", &fields, &problem),
-        }
-    }
+    let (records, _) = load(
+        conn,
+        "SELECT id, at, actor, actor_token, source_address, action, target, detail
+         FROM admin_audit WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+        params![query.before, query.limit],
+        audit_record,
+        skipped("admin_audit"),
+    )?;
     Ok(records)
 }
 
@@ -437,13 +415,16 @@ fn audit_record(fields: &Fields<'_, '_>) -> Result<AuditRecord, String> {
     })
 }
 
-fn skipped(table: &str, fields: &Fields<'_, '_>, problem: &str) {
-    tracing::error!(
-        table,
-        key = fields.shown(0).unwrap_or_default(),
-        problem,
-        "a stored row cannot be read and is left out of the answer"
-    );
+/// Logs a row of `table` left out of an answer.
+fn skipped(table: &'static str) -> impl Fn(&Fields<'_, '_>, String) {
+    move |fields, problem| {
+        tracing::error!(
+            table,
+            key = fields.shown(0).unwrap_or_default(),
+            problem,
+            "a stored row cannot be read and is left out of the answer"
+        );
+    }
 }
 
 #[cfg(test)]
