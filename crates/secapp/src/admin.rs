@@ -116,7 +116,8 @@ enum AppsAction {
 /// Expiry and label of a token to issue.
 #[derive(Debug, Clone, Default, Args)]
 struct TokenOptions {
-    /// Lifetime, e.g. 90d or 12h (default: never expires).
+    /// Lifetime: a whole number and one unit, d, h, m or s, e.g. 90d or 12h
+    /// (default: never expires).
     #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
     expires_in: Option<String>,
     /// Expiry time, RFC 3339.
