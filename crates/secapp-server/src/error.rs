@@ -347,7 +347,7 @@ impl From<AccessError> for ApiError {
             AccessError::LastAdmin => Self::LastAdmin(text),
             // The host is failing, not the request: answered like a store
             // failure, 503 with Retry-After.
-            AccessError::Random(_) => Self::StoreUnavailable(StoreError::Backend(text)),
+            AccessError::Random(_) => Self::StoreUnavailable(StoreError::unavailable(text)),
             AccessError::Store(e) => Self::StoreUnavailable(e),
         }
     }
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn a_storage_cause_is_never_shown_to_the_client() {
-        let err = ApiError::from(StoreError::Backend("disk I/O error at /var/x".into()));
+        let err = ApiError::from(StoreError::unavailable("disk I/O error at /var/x"));
         assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!err.to_string().contains("/var/x"));
     }

@@ -263,7 +263,8 @@ mod tests {
     }
 
     async fn open_hub(dir: &std::path::Path) -> (Hub, Arc<dyn Store>) {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).unwrap());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.join(crate::store::sqlite::DATABASE_FILE)).unwrap());
         let snapshot = store.snapshot().await.unwrap();
         (Hub::new(store.clone(), snapshot), store)
     }

@@ -15,7 +15,8 @@
 //! - [`limits`]: per-application request rate limits.
 //! - [`listener`]: accepting connections under a cap, and the timeouts that
 //!   close idle and slow ones.
-//! - [`store`]: the storage trait and its SQLite implementation.
+//! - [`data_dir`]: the data dir, created private and locked while in use.
+//! - [`store`]: the storage traits, [`store::connect`] and the SQLite store.
 //! - [`routes`]: the endpoints, the OpenAPI document and Swagger UI.
 //! - [`clock`]: the injected time source.
 //! - [`shutdown`]: SIGTERM/SIGINT handling.
@@ -32,6 +33,7 @@ pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod data_dir;
 pub mod error;
 pub mod hub;
 pub mod limits;
@@ -45,7 +47,6 @@ pub mod telemetry;
 pub mod token;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,23 +56,18 @@ use tokio_util::sync::CancellationToken;
 use crate::access::{Access, AccessError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SharedTokenMode};
+use crate::data_dir::{DataDir, DataDirError};
 use crate::hub::Hub;
 use crate::state::AppState;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::token::{ApiToken, TokenError, TokenOrigin};
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The data dir could not be created.
-    #[error("cannot create the data dir {path}: {source}")]
-    DataDir {
-        /// The data dir.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The data dir could not be created or is in use.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     /// The token could not be read or generated.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -88,6 +84,8 @@ pub enum ServerError {
 
 /// An opened server, ready to [`run`](Server::run).
 pub struct Server {
+    /// Held until the server stops: one process per data dir.
+    data_dir: DataDir,
     state: AppState,
     store: Arc<dyn Store>,
     shared_token: Option<(ApiToken, TokenOrigin)>,
@@ -122,13 +120,9 @@ impl Server {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServerError> {
-        create_data_dir(&config.data_dir)?;
-        let shared_token = shared_token(&config)?;
-        let data_dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir))
-            .await
-            .map_err(|e| StoreError::Backend(format!("opening the store panicked: {e}")))??;
-        let store: Arc<dyn Store> = Arc::new(store);
+        let data_dir = DataDir::open(&config.data_dir)?;
+        let shared_token = shared_token(&config, data_dir.path())?;
+        let store = store::connect(&config.database()).await?;
         let mut snapshot = store.snapshot().await?;
         let unreadable = std::mem::take(&mut snapshot.unreadable);
         let unreadable_tokens = std::mem::take(&mut snapshot.unreadable_tokens);
@@ -173,6 +167,7 @@ impl Server {
             shutdown: CancellationToken::new(),
         });
         Ok(Self {
+            data_dir,
             state,
             store,
             shared_token,
@@ -221,6 +216,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let Self {
+            data_dir,
             state,
             store,
             cursor_flush_interval,
@@ -274,6 +270,7 @@ impl Server {
             tracing::warn!(error = %e, "writing token last-used times back failed");
         }
         let closed = store.close().await;
+        drop(data_dir);
         served.map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
         let flushed = flushed?;
         closed?;
@@ -332,7 +329,10 @@ fn report_unreadable(rows: &[store::UnreadableRow], tokens: &[store::UnreadableT
 }
 
 /// The shared token in force, if its compatibility mode is on.
-fn shared_token(config: &Config) -> Result<Option<(ApiToken, TokenOrigin)>, ServerError> {
+fn shared_token(
+    config: &Config,
+    data_dir: &std::path::Path,
+) -> Result<Option<(ApiToken, TokenOrigin)>, ServerError> {
     let from_env = || {
         config
             .api_token
@@ -351,27 +351,11 @@ fn shared_token(config: &Config) -> Result<Option<(ApiToken, TokenOrigin)>, Serv
         }
         SharedTokenMode::On => match from_env() {
             Some(found) => Some(found),
-            None => Some(token::load_or_generate(&config.data_dir)?),
+            None => Some(token::load_or_generate(data_dir)?),
         },
         SharedTokenMode::Auto => match from_env() {
             Some(found) => Some(found),
-            None => token::load(&config.data_dir)?,
+            None => token::load(data_dir)?,
         },
     })
-}
-
-fn create_data_dir(path: &std::path::Path) -> Result<(), ServerError> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    let err = |source| ServerError::DataDir {
-        path: path.to_owned(),
-        source,
-    };
-    if path.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(err)
 }

@@ -14,8 +14,8 @@ use secapp_api::admin::{
     AppPatch, AppView, AppsAnswer, IssuedToken, NewApp, NewToken, TokenView, TokensAnswer,
 };
 use secapp_server::access::{Access, AccessError, Actor};
-use secapp_server::store::Store;
-use secapp_server::store::sqlite::SqliteStore;
+use secapp_server::data_dir::DataDir;
+use secapp_server::store::{self, DatabaseUrl, Store};
 
 /// Where the command acts.
 #[derive(Debug, Clone, Args)]
@@ -44,6 +44,11 @@ pub struct Target {
         global = true
     )]
     data_dir: PathBuf,
+
+    /// The database of a stopped server, when it is not SQLite in the data
+    /// dir (as `secapp serve --database-url`).
+    #[arg(long, env = "SECAPP_DATABASE_URL", value_name = "URL", global = true)]
+    database_url: Option<DatabaseUrl>,
 
     /// Print the API's JSON instead of text.
     #[arg(long, global = true)]
@@ -319,6 +324,8 @@ enum Admin {
         token: String,
     },
     Offline {
+        /// Held while the command runs, so no server starts on it meanwhile.
+        _data_dir: DataDir,
         store: Arc<dyn Store>,
         access: Box<Access>,
     },
@@ -339,18 +346,19 @@ impl Admin {
                 token,
             });
         }
-        let dir = target.data_dir.clone();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| CliError(format!("cannot create the data dir {}: {e}", dir.display())))?;
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir))
+        // A running server holds its data dir: taking it tells the two apart.
+        let data_dir = DataDir::open(&target.data_dir).map_err(|e| {
+            CliError(format!(
+                "{e}\n(a running server owns its data dir: use --server URL --token ADMIN_TOKEN instead)"
+            ))
+        })?;
+        let url = target
+            .database_url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl::sqlite_in(data_dir.path()));
+        let store = store::connect(&url)
             .await
-            .map_err(|e| CliError(format!("opening the data dir failed: {e}")))?
-            .map_err(|e| {
-                CliError(format!(
-                    "{e}\n(a running server owns its data dir: use --server URL --token ADMIN_TOKEN instead)"
-                ))
-            })?;
-        let store: Arc<dyn Store> = Arc::new(store);
+            .map_err(|e| CliError(format!("cannot open the database {url}: {e}")))?;
         let snapshot = store
             .snapshot()
             .await
@@ -371,7 +379,11 @@ impl Admin {
                 .with_unreadable(snapshot.unreadable_tokens)
                 .without_lockout_guard(),
         );
-        Ok(Self::Offline { store, access })
+        Ok(Self::Offline {
+            _data_dir: data_dir,
+            store,
+            access,
+        })
     }
 
     async fn close(self) {

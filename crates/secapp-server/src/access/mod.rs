@@ -588,15 +588,8 @@ impl Access {
             return Err(AccessError::AppExists(record.name.to_string()));
         }
         let target = record.name.to_string();
-        self.commit(
-            actor,
-            AccessChange::CreateApp(record),
-            "app.create",
-            &target,
-            detail,
-            now,
-        )
-        .await?;
+        self.commit(actor, AccessChange::CreateApp(record), detail, now)
+            .await?;
         self.app(&target, now)
     }
 
@@ -641,15 +634,8 @@ impl Access {
         }
         record.updated_at = now;
         let detail = serde_json::to_value(&patch).unwrap_or_default();
-        self.commit(
-            actor,
-            AccessChange::UpdateApp(record),
-            "app.update",
-            name,
-            detail,
-            now,
-        )
-        .await?;
+        self.commit(actor, AccessChange::UpdateApp(record), detail, now)
+            .await?;
         self.app(name, now)
     }
 
@@ -692,15 +678,8 @@ impl Access {
             "label": record.label,
             "expires_at": record.expires_at.map(views::time),
         });
-        self.commit(
-            actor,
-            AccessChange::IssueToken(record),
-            "token.issue",
-            &id,
-            detail,
-            now,
-        )
-        .await?;
+        self.commit(actor, AccessChange::IssueToken(record), detail, now)
+            .await?;
         let registry = self.read();
         let entry = registry
             .tokens
@@ -746,8 +725,7 @@ impl Access {
                 at: now,
             };
             let detail = serde_json::json!({ "app": app });
-            self.commit(actor, change, "token.revoke", id, detail, now)
-                .await?;
+            self.commit(actor, change, detail, now).await?;
         }
         let registry = self.read();
         let entry = registry
@@ -772,9 +750,7 @@ impl Access {
                 at: now,
             };
             let detail = serde_json::json!({ "app": token.app, "unreadable": token.problem });
-            let id = token.id.clone();
-            self.commit(actor, change, "token.revoke", &id, detail, now)
-                .await?;
+            self.commit(actor, change, detail, now).await?;
             token.revoked_at = Some(views::time(now));
             self.write()
                 .unreadable
@@ -870,8 +846,6 @@ impl Access {
         &self,
         actor: &Actor,
         change: AccessChange,
-        action: &str,
-        target: &str,
         detail: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), AccessError> {
@@ -887,11 +861,27 @@ impl Access {
             actor: actor.name.clone(),
             actor_token: actor.token.clone(),
             source: actor.source.clone(),
-            action: action.to_owned(),
-            target: target.to_owned(),
+            action: change.action().to_owned(),
+            target: change.target().to_owned(),
             detail: detail.to_string(),
         };
-        self.store.change_access(change.clone(), event).await?;
+        match self.store.change_access(change.clone(), event).await {
+            Ok(()) => {}
+            // Another writer changed the same thing first: said as what
+            // the caller would have been told had it seen that change.
+            Err(StoreError::Conflict(cause)) => {
+                tracing::warn!(%cause, "an admin change conflicted with another writer");
+                return Err(match change {
+                    AccessChange::CreateApp(app) => AccessError::AppExists(app.name.to_string()),
+                    AccessChange::UpdateApp(app) => AccessError::UnknownApp(app.name.to_string()),
+                    AccessChange::IssueToken(token) => {
+                        AccessError::UnknownApp(token.app.to_string())
+                    }
+                    AccessChange::RevokeToken { id, .. } => AccessError::UnknownToken(id),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.write().apply(change);
         self.revision.send_modify(|revision| *revision += 1);
         Ok(())

@@ -18,7 +18,8 @@ fn at(text: &str) -> DateTime<Utc> {
 const T0: &str = "2026-06-01T12:00:00Z";
 
 async fn open(dir: &tempfile::TempDir, shared: Option<&str>) -> (Arc<dyn Store>, Access) {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join(crate::store::sqlite::DATABASE_FILE)).unwrap());
     let snapshot = store.snapshot().await.unwrap();
     let shared = shared.map(|token| ApiToken::new(token.into()).unwrap());
     let access = Access::new(store.clone(), snapshot.apps, snapshot.tokens, shared);

@@ -25,6 +25,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SECAPP_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// The database: `sqlite://PATH` for the embedded SQLite file
+    /// [default: sqlite://<data-dir>/secapp.db].
+    #[arg(long, env = "SECAPP_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<crate::store::DatabaseUrl>,
+
     /// Lowest accepted criticality level [default: 1].
     #[arg(long, env = "SECAPP_MIN_LEVEL", allow_negative_numbers = true)]
     pub min_level: Option<i64>,

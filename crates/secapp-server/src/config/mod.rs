@@ -32,6 +32,8 @@ pub const API_TOKEN_ENV: &str = "SECAPP_API_TOKEN";
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "database_url")]
+    database_url: Option<crate::store::DatabaseUrl>,
     min_level: Option<i64>,
     max_level: Option<i64>,
     #[serde(default, with = "humantime_serde")]
@@ -100,6 +102,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory of the SQLite database (and `api-token` in the shared-token mode).
     pub data_dir: PathBuf,
+    /// The database; `None` is SQLite in `data_dir`.
+    pub database_url: Option<crate::store::DatabaseUrl>,
     /// Accepted criticality levels.
     pub levels: LevelRange,
     /// How far ahead of the server's clock a `Change_at` may be.
@@ -185,6 +189,7 @@ impl Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: data_dir.into(),
+            database_url: None,
             levels: LevelRange::default(),
             max_clock_skew: Duration::from_secs(300),
             cursor_flush_interval: Duration::from_millis(200),
@@ -326,6 +331,7 @@ impl Config {
         let config = Self {
             listen: layer(args.listen, file.listen, defaults.listen),
             data_dir: layer(args.data_dir, file.data_dir, defaults.data_dir),
+            database_url: args.database_url.or(file.database_url),
             levels,
             max_clock_skew: layer(
                 args.max_clock_skew,
@@ -385,6 +391,24 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// The database to open: `--database-url`, or SQLite in the data dir.
+    #[must_use]
+    pub fn database(&self) -> crate::store::DatabaseUrl {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::store::DatabaseUrl::sqlite_in(&self.data_dir))
+    }
+}
+
+fn database_url<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<crate::store::DatabaseUrl>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    text.map(|text| text.parse().map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// The longest duration any setting takes: 100 years.

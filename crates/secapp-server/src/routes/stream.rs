@@ -220,7 +220,9 @@ mod tests {
     #[tokio::test]
     async fn a_lagging_stream_skips_straight_to_the_newest_head() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join(crate::store::sqlite::DATABASE_FILE)).unwrap(),
+        );
         let hub = Arc::new(Hub::new(store.clone(), store.snapshot().await.unwrap()));
         let app = AppName::parse("slow").unwrap();
         let shared = crate::token::ApiToken::new("shared".into());

@@ -1,331 +1,92 @@
-//! Storage behind one trait, so handlers never know which database holds the
-//! data. [`sqlite`] is the embedded default.
+//! Storage behind traits, so handlers never know which database holds the
+//! data. [`sqlite`] is the embedded default; [`connect`] opens the store a
+//! [`DatabaseUrl`] names.
 //!
-//! A store owns the ordering decision: it assigns the id and applies
-//! [`Ledger::apply`](secapp_domain::Ledger::apply) in the same transaction that
-//! records the change, so the history and the head can never disagree.
+//! The contract is split by aggregate, each a trait a backend implements:
+//! - [`ChangeLog`]: publishing changes (the head is decided here) and the history;
+//! - [`Deliveries`]: what each consumer application was told, sent and acknowledged;
+//! - [`Registry`]: applications and tokens, each change with its audit event;
+//! - [`AuditLog`]: reading the admin audit back;
+//!
+//! and [`Store`] is all four plus start-up, health and shutdown.
+//!
+//! No method may assume its process is the only writer: a store decides the
+//! head inside the publishing transaction from what the database holds,
+//! claims idempotency keys insert-first, and only ever moves consumer
+//! records forward. Ids strictly increase and are never reused, but may have
+//! gaps. The [`conformance`] suite (behind the `testing` feature) proves it
+//! for a backend, with two live instances on one database where it matters.
+//!
+//! - `records.rs`: the records the traits take and return.
+//! - `error.rs`: [`StoreError`], sorted by what a caller can do.
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+mod error;
+mod records;
 #[cfg(test)]
 pub mod round_trip;
 pub mod sqlite;
 
+pub use error::{Cause, StoreError};
+pub use records::*;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secapp_domain::{AppName, ChangeId, ChangedAt, Consumer, Head, Level, Outcome, Roles};
 
-/// A validated change about to be recorded.
-#[derive(Debug, Clone)]
-pub struct NewChange {
-    /// The level announced.
-    pub level: Level,
-    /// When the producer says it changed.
-    pub changed_at: ChangedAt,
-    /// Who published it.
-    pub published_by: AppName,
-    /// When the server received it.
-    pub received_at: DateTime<Utc>,
-    /// The producer's `Idempotency-Key`, if it sent one.
-    pub idempotency: Option<Idempotency>,
-    /// The network address the publish came from, when known.
-    pub source: Option<String>,
-    /// The id of the token it was published with (`shared` for the shared
-    /// compatibility token).
-    pub token_id: Option<String>,
-}
-
-/// Which part of the history to read, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HistoryQuery {
-    /// At most this many entries.
-    pub limit: u32,
-    /// Only changes with a smaller id (the page after one ending there).
-    pub before: Option<ChangeId>,
-    /// Only changes published by this application.
-    pub app: Option<AppName>,
-    /// Only changes received at or after this time.
-    pub since: Option<DateTime<Utc>>,
-    /// Only changes received before this time.
-    pub until: Option<DateTime<Utc>>,
-}
-
-/// One published change as the history keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
-    /// Its `processed_id`.
-    pub id: ChangeId,
-    /// The level announced.
-    pub level: Level,
-    /// When the producer said it changed.
-    pub changed_at: ChangedAt,
-    /// Who published it.
-    pub published_by: String,
-    /// When the server received it.
-    pub received_at: DateTime<Utc>,
-    /// Where it came from, when known.
-    pub source: Option<String>,
-    /// The token it was published with, when known.
-    pub token_id: Option<String>,
-    /// Whether it became the head, tied, or was older.
-    pub outcome: Outcome,
-}
-
-/// An `Idempotency-Key` and what it must match to be a retry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Idempotency {
-    /// The key, scoped to the publishing application.
-    pub key: String,
-    /// The request as received (level and `Change_at` as given): a retry
-    /// must repeat it exactly.
-    pub request: String,
-    /// Keys recorded before this are forgotten: the retry window.
-    pub not_before: DateTime<Utc>,
-}
-
-/// What a publish did.
-#[derive(Debug, Clone)]
-pub enum Published {
-    /// The change was recorded now.
-    New(Recorded),
-    /// A retry of an earlier publish with the same key and request: nothing
-    /// new was recorded.
-    Replayed {
-        /// The `processed_id` the first publish was given.
-        id: ChangeId,
-    },
-    /// The key was already used for a different request; nothing recorded.
-    KeyReused,
-}
-
-impl Published {
-    /// The change recorded now, if this publish recorded one.
-    #[must_use]
-    pub fn recorded(self) -> Option<Recorded> {
-        match self {
-            Self::New(recorded) => Some(recorded),
-            Self::Replayed { .. } | Self::KeyReused => None,
-        }
-    }
-}
-
-/// A change as recorded: durable once this is returned.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    /// The id given to the change (`processed_id`).
-    pub id: ChangeId,
-    /// Whether it became the head.
-    pub outcome: Outcome,
-    /// The head after recording it.
-    pub head: Head,
-}
-
-/// One consumer application's record, as loaded or to write back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerRecord {
-    /// The application.
-    pub app: AppName,
-    /// Its cursor and what it was sent and acknowledged.
-    pub consumer: Consumer,
-}
-
-/// What a store holds at start-up.
-///
-/// A row this version of secapp cannot read never stops a start: it is left
-/// out (an unreadable token cannot be used, an unreadable consumer record is
-/// as none, an unreadable head gives way to the newest readable one) and
-/// reported in [`unreadable`](Self::unreadable), to be logged and counted in
-/// the health answer.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// The current head, if anything was ever published.
-    pub head: Option<Head>,
-    /// Every consumer application's record.
-    pub consumers: Vec<ConsumerRecord>,
-    /// Every registered application.
-    pub apps: Vec<AppRecord>,
-    /// Every token ever issued, revoked and expired ones included.
-    pub tokens: Vec<TokenRecord>,
-    /// Token rows that cannot be read, as stored, so they can still be
-    /// listed and revoked.
-    pub unreadable_tokens: Vec<UnreadableToken>,
-    /// Other rows that cannot be read.
-    pub unreadable: Vec<UnreadableRow>,
-}
-
-/// A stored row that cannot be read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnreadableRow {
-    /// Its table: `apps`, `consumers` or `changes`.
-    pub table: &'static str,
-    /// Its key there: an application name or a change id.
-    pub key: String,
-    /// What cannot be read.
-    pub problem: String,
-}
-
-/// A token row that cannot be read back, its fields as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnreadableToken {
-    /// Its id.
-    pub id: String,
-    /// The application it was issued to, as stored.
-    pub app: String,
-    /// Its label.
-    pub label: Option<String>,
-    /// When it was issued, as stored.
-    pub created_at: String,
-    /// When it expires, as stored.
-    pub expires_at: Option<String>,
-    /// When it was revoked, as stored.
-    pub revoked_at: Option<String>,
-    /// When it was last used, as stored.
-    pub last_used_at: Option<String>,
-    /// What cannot be read.
-    pub problem: String,
-}
-
-/// A registered application.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppRecord {
-    /// Its name: the `App-name` its tokens speak for.
-    pub name: AppName,
-    /// What it may do.
-    pub roles: Roles,
-    /// What it is, for people.
-    pub description: Option<String>,
-    /// Who runs it, for people.
-    pub owner: Option<String>,
-    /// When it was registered.
-    pub created_at: DateTime<Utc>,
-    /// When it was last changed.
-    pub updated_at: DateTime<Utc>,
-    /// When it was disabled, while it is.
-    pub disabled_at: Option<DateTime<Utc>>,
-}
-
-/// An issued token. The token itself is never stored, only its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    /// Its public id (`tok_…`), shown in lists and the history.
-    pub id: String,
-    /// The application it speaks for.
-    pub app: AppName,
-    /// SHA-256 of the token.
-    pub hash: [u8; 32],
-    /// A note, such as where it is deployed.
-    pub label: Option<String>,
-    /// When it was issued.
-    pub created_at: DateTime<Utc>,
-    /// When it stops working, if ever.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// When it was last accepted (written back about once a minute).
-    pub last_used_at: Option<DateTime<Utc>>,
-}
-
-/// A change to applications or tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessChange {
-    /// Registers a new application.
-    CreateApp(AppRecord),
-    /// Replaces an application's roles, description, owner or disabled time.
-    UpdateApp(AppRecord),
-    /// Records a new token.
-    IssueToken(TokenRecord),
-    /// Marks a token revoked.
-    RevokeToken {
-        /// The token.
-        id: String,
-        /// When.
-        at: DateTime<Utc>,
-    },
-}
-
-/// One admin action, as the audit keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    /// When it happened.
-    pub at: DateTime<Utc>,
-    /// Who did it: an application, or `secapp` for the server and the
-    /// offline command line.
-    pub actor: String,
-    /// The token the actor used, when there was one.
-    pub actor_token: Option<String>,
-    /// The network address the request came from, when known.
-    pub source: Option<String>,
-    /// What was done: `app.create`, `app.update`, `token.issue`, `token.revoke`.
-    pub action: String,
-    /// What it was done to: an application name or a token id.
-    pub target: String,
-    /// The fields it set, as a JSON object.
-    pub detail: String,
-}
-
-/// A stored [`AuditEvent`] with its sequence number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    /// Increases with every event.
-    pub id: i64,
-    /// The event.
-    pub event: AuditEvent,
-}
-
-/// Which part of the admin audit to read, newest first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AuditQuery {
-    /// At most this many events.
-    pub limit: u32,
-    /// Only events with a smaller id.
-    pub before: Option<i64>,
-}
-
-/// A storage failure. Its text is for logs only; clients are told the store
-/// is unavailable.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be reached, read or written.
-    #[error("storage failed: {0}")]
-    Backend(String),
-    /// The database holds something this version cannot read.
-    #[error("storage holds unreadable data: {0}")]
-    Corrupt(String),
-    /// The store has been closed, or its worker has stopped.
-    #[error("the store is closed")]
-    Closed,
-}
-
-/// The storage contract every backend passes (see the conformance tests).
+/// Published changes: the ordering decision and the history.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Loads the head and all consumer records.
-    async fn snapshot(&self) -> Result<Snapshot, StoreError>;
-
-    /// Records a change, decides whether it becomes the head, and returns once
-    /// both are durable (committed and synced). A change with an idempotency
-    /// key already recorded in its window is not recorded again.
+pub trait ChangeLog: Send + Sync {
+    /// Records a change, decides whether it becomes the head from what the
+    /// database holds (in the same transaction), and returns once both are
+    /// durable. A change with an idempotency key already recorded in its
+    /// window is not recorded again; the key is claimed insert-first, so two
+    /// writers racing on one key record it once.
     async fn publish(&self, change: NewChange) -> Result<Published, StoreError>;
-
-    /// Writes consumer records back; a plain-poll cursor never moves backwards.
-    async fn save_consumers(&self, consumers: Vec<ConsumerRecord>) -> Result<(), StoreError>;
 
     /// Reads the history of published changes, newest first.
     async fn history(&self, query: HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError>;
+}
 
+/// What each consumer application was told, sent and acknowledged.
+#[async_trait]
+pub trait Deliveries: Send + Sync {
+    /// Writes consumer records back. Every part only moves forward: a
+    /// stale writer never replaces a newer cursor, sent or acknowledged id.
+    async fn save_consumers(&self, consumers: Vec<ConsumerRecord>) -> Result<(), StoreError>;
+}
+
+/// Registered applications and their tokens.
+#[async_trait]
+pub trait Registry: Send + Sync {
     /// Applies a change to applications or tokens and records its audit
-    /// event, both in one transaction.
+    /// event, both in one transaction. A change whose target another writer
+    /// removed or took first is a [`StoreError::Conflict`].
     async fn change_access(
         &self,
         change: AccessChange,
         audit: AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// Reads the audit of admin actions, newest first.
-    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
-
     /// Writes back when tokens were last used; a time never moves back.
     async fn save_token_usage(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError>;
+}
+
+/// The audit of admin actions.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Reads the audit, newest first.
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// A whole store: every aggregate, plus loading, health and shutdown.
+#[async_trait]
+pub trait Store: ChangeLog + Deliveries + Registry + AuditLog + 'static {
+    /// Loads the head, consumer records, applications and tokens.
+    async fn snapshot(&self) -> Result<Snapshot, StoreError>;
 
     /// Answers when the store can serve requests.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -333,4 +94,71 @@ pub trait Store: Send + Sync + 'static {
     /// Finishes pending work and releases the database. Later calls fail
     /// with [`StoreError::Closed`].
     async fn close(&self) -> Result<(), StoreError>;
+}
+
+/// Which database to use, from `--database-url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH`: the embedded SQLite file at `PATH` (relative to the
+    /// working directory unless it starts with `/`, as in `sqlite:///var/lib/secapp.db`).
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// The default: `secapp.db` in the data dir.
+    #[must_use]
+    pub fn sqlite_in(data_dir: &Path) -> Self {
+        Self::Sqlite(data_dir.join(sqlite::DATABASE_FILE))
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(
+                    "sqlite:// needs a file path, as in sqlite://secapp-data/secapp.db".into(),
+                );
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
+        if matches!(scheme, "postgres" | "postgresql") {
+            return Err(
+                "this secapp has no PostgreSQL store yet; use sqlite://PATH (the default)".into(),
+            );
+        }
+        Err(format!(
+            "`{scheme}` is not a database secapp knows; use sqlite://PATH"
+        ))
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+        }
+    }
+}
+
+/// Opens the store `url` names, applying pending migrations: what the
+/// server and the offline command line both call.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be opened, migrated or read.
+pub async fn connect(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path))
+                .await
+                .map_err(|e| {
+                    StoreError::unavailable(format!("opening the store panicked: {e}"))
+                })??;
+            Ok(Arc::new(store))
+        }
+    }
 }

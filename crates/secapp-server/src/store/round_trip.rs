@@ -333,10 +333,26 @@ pub fn consumers_round_trip(fresh: &Fresh) {
         fresh,
         prop::collection::vec(consumer_record(), 1..4),
         async |backend, records: Vec<ConsumerRecord>| {
-            // One record per application: the last written wins.
-            let mut expected = std::collections::BTreeMap::new();
+            // One record per application; each sighting only moves forward
+            // (to a higher id, or the same id seen later), whatever the
+            // order of the writes.
+            let forward = |held: Option<Sighting>, written: Option<Sighting>| match (held, written)
+            {
+                (Some(held), Some(written)) if (written.id, written.at) < (held.id, held.at) => {
+                    Some(held)
+                }
+                (held, None) => held,
+                (_, written) => written,
+            };
+            let mut expected: std::collections::BTreeMap<AppName, ConsumerRecord> =
+                std::collections::BTreeMap::new();
             for record in &records {
-                expected.insert(record.app.clone(), record.clone());
+                let entry = expected
+                    .entry(record.app.clone())
+                    .or_insert_with(|| record.clone());
+                let (held, written) = (&mut entry.consumer.knowledge, record.consumer.knowledge);
+                held.sent = forward(held.sent, written.sent);
+                held.acknowledged = forward(held.acknowledged, written.acknowledged);
             }
             let records2 = records.clone();
             write_then_read(

@@ -1,23 +1,24 @@
 //! Rows as SQLite holds them, decoded in one place: what is written
-//! (`rfc3339`, [`StoredSighting`]) and how each table is read back.
+//! (`rfc3339`, [`StoredSighting`]), how each table's row is read back, and
+//! how driver errors become [`StoreError`]s. The aggregate modules hold the
+//! SQL and read through [`load`].
 //!
-//! A row that cannot be read never fails a load: the loaders return it as
-//! an [`UnreadableRow`] (or, for tokens, an [`UnreadableToken`] with its
-//! fields as stored) beside the rows they could read, and the server keeps
-//! serving. Pages of the history and the audit leave such rows out, with a
-//! warning in the log.
+//! A row that cannot be read never fails a load: [`load`] returns it beside
+//! the rows it could read (as an [`UnreadableRow`], or for tokens with its
+//! fields as stored) and the server keeps serving. Pages of the history and
+//! the audit leave such rows out, with a warning in the log ([`skipped`]).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, Row};
 use secapp_domain::{
     AppName, Change, ChangeId, ChangedAt, Consumer, Cursor, Head, Knowledge, Level, Mode, Outcome,
     Roles, Sighting, Version,
 };
 
 use crate::store::{
-    AppRecord, AuditEvent, AuditQuery, AuditRecord, ConsumerRecord, HistoryEntry, HistoryQuery,
-    StoreError, TokenRecord, UnreadableRow, UnreadableToken,
+    AppRecord, AuditEvent, AuditRecord, Cause, ConsumerRecord, HistoryEntry, StoreError,
+    TokenRecord, UnreadableRow,
 };
 
 /// An instant as stored: RFC 3339 in UTC with microseconds. Fixed width, so
@@ -32,12 +33,38 @@ pub(super) fn version_to_sql(version: Version) -> i64 {
     i64::try_from(version.0).unwrap_or(i64::MAX)
 }
 
-pub(super) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// Sorts a driver error by what the caller can do about it (see
+/// [`StoreError`]), keeping it as the source and `context` as what failed.
+pub(super) fn failed(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| classify(context, e)
+}
+
+/// [`failed`], for one error.
+pub(super) fn classify(context: &str, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let kind = match &e {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::ConstraintViolation => StoreError::Conflict,
+            ErrorCode::DatabaseCorrupt
+            | ErrorCode::NotADatabase
+            | ErrorCode::TypeMismatch
+            | ErrorCode::TooBig
+            | ErrorCode::ApiMisuse => StoreError::Corrupt,
+            // Busy, locked, I/O, full, read-only, out of memory, cannot
+            // open: the transaction rolled back; trying again may work.
+            _ => StoreError::Unavailable,
+        },
+        // An update found no row another writer should have left there.
+        rusqlite::Error::QueryReturnedNoRows => StoreError::Conflict,
+        // Statements that do not prepare or bind, values that do not
+        // convert: a bug, or data this version cannot read.
+        _ => StoreError::Corrupt,
+    };
+    kind(Cause::with_source(context.to_owned(), e))
 }
 
 /// The columns of one row, read with what is wrong said in words.
-struct Fields<'a, 'r>(&'a Row<'r>);
+pub(super) struct Fields<'a, 'r>(pub(super) &'a Row<'r>);
 
 impl Fields<'_, '_> {
     fn text(&self, index: usize, name: &str) -> Result<Option<String>, String> {
@@ -55,7 +82,7 @@ impl Fields<'_, '_> {
             .ok_or_else(|| format!("{name} is missing"))
     }
 
-    fn integer(&self, index: usize, name: &str) -> Result<Option<i64>, String> {
+    pub(super) fn integer(&self, index: usize, name: &str) -> Result<Option<i64>, String> {
         match self.0.get_ref(index).map_err(|e| format!("{name}: {e}"))? {
             ValueRef::Null => Ok(None),
             ValueRef::Integer(value) => Ok(Some(value)),
@@ -80,7 +107,7 @@ impl Fields<'_, '_> {
     }
 
     /// The column as stored, whatever its type, for showing.
-    fn shown(&self, index: usize) -> Option<String> {
+    pub(super) fn shown(&self, index: usize) -> Option<String> {
         match self.0.get_ref(index).ok()? {
             ValueRef::Null => None,
             ValueRef::Text(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
@@ -112,7 +139,7 @@ fn unreadable_time(name: &str, text: &str) -> String {
     format!("{name} `{shown}` is not an RFC 3339 time from the years 0000 to 9999")
 }
 
-fn version(raw: i64, name: &str) -> Result<Version, String> {
+pub(super) fn version(raw: i64, name: &str) -> Result<Version, String> {
     u64::try_from(raw)
         .map(Version)
         .map_err(|_| format!("{name} {raw} is negative"))
@@ -120,17 +147,19 @@ fn version(raw: i64, name: &str) -> Result<Version, String> {
 
 /// Reads every row `sql` selects (with `params`) through `read`; a row it
 /// cannot read is handed to `unreadable` instead, with what is wrong.
-fn load<T, U>(
+pub(super) fn load<T, U>(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
     read: fn(&Fields<'_, '_>) -> Result<T, String>,
     mut unreadable: impl FnMut(&Fields<'_, '_>, String) -> U,
 ) -> Result<(Vec<T>, Vec<U>), StoreError> {
-    let mut statement = conn.prepare_cached(sql).map_err(backend)?;
-    let mut rows = statement.query(params).map_err(backend)?;
+    let mut statement = conn
+        .prepare_cached(sql)
+        .map_err(failed("preparing a read"))?;
+    let mut rows = statement.query(params).map_err(failed("reading rows"))?;
     let (mut read_rows, mut unread) = (Vec::new(), Vec::new());
-    while let Some(row) = rows.next().map_err(backend)? {
+    while let Some(row) = rows.next().map_err(failed("reading rows"))? {
         let fields = Fields(row);
         match read(&fields) {
             Ok(value) => read_rows.push(value),
@@ -141,7 +170,9 @@ fn load<T, U>(
 }
 
 /// An unreadable row of `table`, keyed by its first column.
-fn unreadable_row(table: &'static str) -> impl Fn(&Fields<'_, '_>, String) -> UnreadableRow {
+pub(super) fn unreadable_row(
+    table: &'static str,
+) -> impl Fn(&Fields<'_, '_>, String) -> UnreadableRow {
     move |fields, problem| UnreadableRow {
         table,
         key: fields.shown(0).unwrap_or_default(),
@@ -149,19 +180,7 @@ fn unreadable_row(table: &'static str) -> impl Fn(&Fields<'_, '_>, String) -> Un
     }
 }
 
-/// Every registered application that can be read, and those that cannot.
-pub(super) fn apps(conn: &Connection) -> Result<(Vec<AppRecord>, Vec<UnreadableRow>), StoreError> {
-    load(
-        conn,
-        "SELECT name, roles, description, owner, created_at, updated_at, disabled_at
-         FROM apps ORDER BY name",
-        [],
-        app,
-        unreadable_row("apps"),
-    )
-}
-
-fn app(fields: &Fields<'_, '_>) -> Result<AppRecord, String> {
+pub(super) fn app(fields: &Fields<'_, '_>) -> Result<AppRecord, String> {
     let name = fields.required_text(0, "name")?;
     Ok(AppRecord {
         name: AppName::parse(&name).map_err(|e| format!("name: {e}"))?,
@@ -175,30 +194,7 @@ fn app(fields: &Fields<'_, '_>) -> Result<AppRecord, String> {
     })
 }
 
-/// Every token that can be read, and those that cannot, as stored.
-pub(super) fn tokens(
-    conn: &Connection,
-) -> Result<(Vec<TokenRecord>, Vec<UnreadableToken>), StoreError> {
-    load(
-        conn,
-        "SELECT id, app_name, hash, label, created_at, expires_at, revoked_at, last_used_at
-         FROM tokens ORDER BY created_at, id",
-        [],
-        token,
-        |fields, problem| UnreadableToken {
-            id: fields.shown(0).unwrap_or_default(),
-            app: fields.shown(1).unwrap_or_default(),
-            label: fields.shown(3),
-            created_at: fields.shown(4).unwrap_or_default(),
-            expires_at: fields.shown(5),
-            revoked_at: fields.shown(6),
-            last_used_at: fields.shown(7),
-            problem,
-        },
-    )
-}
-
-fn token(fields: &Fields<'_, '_>) -> Result<TokenRecord, String> {
+pub(super) fn token(fields: &Fields<'_, '_>) -> Result<TokenRecord, String> {
     let app = fields.required_text(1, "app_name")?;
     let hash = match fields.0.get_ref(2).map_err(|e| format!("hash: {e}"))? {
         ValueRef::Blob(bytes) => {
@@ -218,23 +214,7 @@ fn token(fields: &Fields<'_, '_>) -> Result<TokenRecord, String> {
     })
 }
 
-/// Every consumer record that can be read, and those that cannot.
-pub(super) fn consumers(
-    conn: &Connection,
-) -> Result<(Vec<ConsumerRecord>, Vec<UnreadableRow>), StoreError> {
-    load(
-        conn,
-        "SELECT app_name, told_version, told_at,
-                sent_id, sent_at, sent_mode, sent_long_poll,
-                acked_id, acked_at, acked_mode, acked_long_poll
-         FROM consumers",
-        [],
-        consumer,
-        unreadable_row("consumers"),
-    )
-}
-
-fn consumer(fields: &Fields<'_, '_>) -> Result<ConsumerRecord, String> {
+pub(super) fn consumer(fields: &Fields<'_, '_>) -> Result<ConsumerRecord, String> {
     let app = fields.required_text(0, "app_name")?;
     let told = version(fields.required_integer(1, "told_version")?, "told_version")?;
     Ok(ConsumerRecord {
@@ -289,47 +269,7 @@ impl From<Option<Sighting>> for StoredSighting {
     }
 }
 
-/// The head and the latest head version given. When the newest head row
-/// cannot be read, the newest one that can stands in for it (reported with
-/// the rows skipped), and the version still counts from the newest, so no
-/// version is given twice.
-pub(super) fn head(
-    conn: &Connection,
-) -> Result<(Option<Head>, Version, Vec<UnreadableRow>), StoreError> {
-    let mut statement = conn
-        .prepare(
-            "SELECT id, level, changed_at, head_version FROM changes
-             WHERE head_version IS NOT NULL ORDER BY head_version DESC",
-        )
-        .map_err(backend)?;
-    let mut rows = statement.query([]).map_err(backend)?;
-    let mut latest = Version(0);
-    let mut unreadable = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
-        let fields = Fields(row);
-        match head_row(&fields) {
-            Ok(head) => {
-                latest = latest.max(head.version);
-                return Ok((Some(head), latest, unreadable));
-            }
-            Err(problem) => {
-                if let Ok(Some(raw)) = fields.integer(3, "head_version")
-                    && let Ok(version) = version(raw, "head_version")
-                {
-                    latest = latest.max(version);
-                }
-                unreadable.push(UnreadableRow {
-                    table: "changes",
-                    key: fields.shown(0).unwrap_or_default(),
-                    problem,
-                });
-            }
-        }
-    }
-    Ok((None, latest, unreadable))
-}
-
-fn head_row(fields: &Fields<'_, '_>) -> Result<Head, String> {
+pub(super) fn head_row(fields: &Fields<'_, '_>) -> Result<Head, String> {
     let changed_at = fields.required_text(2, "changed_at")?;
     Ok(Head {
         change: Change {
@@ -341,37 +281,7 @@ fn head_row(fields: &Fields<'_, '_>) -> Result<Head, String> {
     })
 }
 
-/// One page of the history, newest first; unreadable rows left out.
-pub(super) fn history(
-    conn: &Connection,
-    query: &HistoryQuery,
-) -> Result<Vec<HistoryEntry>, StoreError> {
-    // NULL parameters switch a filter off.
-    let (entries, _) = load(
-        conn,
-        "SELECT id, level, changed_at, published_by, received_at, source_address, outcome,
-                token_id
-         FROM changes
-         WHERE (?1 IS NULL OR id < ?1)
-           AND (?2 IS NULL OR published_by = ?2)
-           AND (?3 IS NULL OR received_at >= ?3)
-           AND (?4 IS NULL OR received_at < ?4)
-         ORDER BY id DESC
-         LIMIT ?5",
-        params![
-            query.before.map(|id| id.0),
-            query.app.as_ref().map(AppName::as_str),
-            query.since.map(rfc3339),
-            query.until.map(rfc3339),
-            query.limit,
-        ],
-        history_entry,
-        skipped("changes"),
-    )?;
-    Ok(entries)
-}
-
-fn history_entry(fields: &Fields<'_, '_>) -> Result<HistoryEntry, String> {
+pub(super) fn history_entry(fields: &Fields<'_, '_>) -> Result<HistoryEntry, String> {
     let changed_at = fields.required_text(2, "changed_at")?;
     let outcome = fields.required_text(6, "outcome")?;
     Ok(HistoryEntry {
@@ -387,20 +297,7 @@ fn history_entry(fields: &Fields<'_, '_>) -> Result<HistoryEntry, String> {
     })
 }
 
-/// One page of the admin audit, newest first; unreadable rows left out.
-pub(super) fn audit(conn: &Connection, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-    let (records, _) = load(
-        conn,
-        "SELECT id, at, actor, actor_token, source_address, action, target, detail
-         FROM admin_audit WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-        params![query.before, query.limit],
-        audit_record,
-        skipped("admin_audit"),
-    )?;
-    Ok(records)
-}
-
-fn audit_record(fields: &Fields<'_, '_>) -> Result<AuditRecord, String> {
+pub(super) fn audit_record(fields: &Fields<'_, '_>) -> Result<AuditRecord, String> {
     Ok(AuditRecord {
         id: fields.required_integer(0, "id")?,
         event: AuditEvent {
@@ -416,7 +313,7 @@ fn audit_record(fields: &Fields<'_, '_>) -> Result<AuditRecord, String> {
 }
 
 /// Logs a row of `table` left out of an answer.
-fn skipped(table: &'static str) -> impl Fn(&Fields<'_, '_>, String) {
+pub(super) fn skipped(table: &'static str) -> impl Fn(&Fields<'_, '_>, String) {
     move |fields, problem| {
         tracing::error!(
             table,

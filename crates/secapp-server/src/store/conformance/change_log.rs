@@ -1,68 +1,11 @@
-//! The behaviour every [`Store`] must show, written once and run against each
-//! backend through [`conformance_tests!`](crate::conformance_tests).
-//!
-//! A backend provides a [`Backend`]: something that opens the same database
-//! again each time it is asked, so persistence across a reopen is tested too.
+//! The change log: the ordering rule, persistence, idempotency keys, the
+//! history, and two writers on one database.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use chrono::Utc;
-use secapp_domain::{
-    AppName, ChangeId, ChangedAt, Consumer, Cursor, Knowledge, LevelRange, Mode, Outcome, Sighting,
-    Version,
-};
+use secapp_domain::{AppName, ChangeId, Consumer, Mode, Outcome, Sighting, Version};
 
-use super::{
-    AccessChange, AppRecord, AuditEvent, AuditQuery, ConsumerRecord, HistoryQuery, Idempotency,
-    NewChange, Published, Store, StoreError, TokenRecord,
-};
-
-/// Opens one database, fresh at first, the same one on every later call.
-#[async_trait]
-pub trait Backend: Send + Sync {
-    /// Opens the store; the previous one returned has been closed.
-    async fn open(&self) -> Arc<dyn Store>;
-}
-
-fn change(level: i64, at: &str) -> NewChange {
-    NewChange {
-        level: LevelRange::default().level(level).unwrap(),
-        changed_at: ChangedAt::parse(at).unwrap(),
-        published_by: AppName::parse("producer").unwrap(),
-        received_at: Utc::now(),
-        idempotency: None,
-        source: None,
-        token_id: None,
-    }
-}
-
-fn cursor(app: &str, version: u64) -> ConsumerRecord {
-    ConsumerRecord {
-        app: AppName::parse(app).unwrap(),
-        consumer: Consumer {
-            cursor: Cursor::at(Version(version)),
-            told_at: Some(Utc::now()),
-            knowledge: Knowledge::default(),
-        },
-    }
-}
-
-/// Instants as stored: microsecond precision.
-fn now_micros() -> chrono::DateTime<Utc> {
-    let now = Utc::now();
-    chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap()
-}
-
-/// A new store holds no head and no cursors.
-pub async fn starts_empty(backend: &dyn Backend) {
-    let store = backend.open().await;
-    let snapshot = store.snapshot().await.unwrap();
-    assert!(snapshot.head.is_none());
-    assert!(snapshot.consumers.is_empty());
-    store.ping().await.unwrap();
-    store.close().await.unwrap();
-}
+use super::{Backend, change, cursor, keyed, now_micros};
+use crate::store::{ConsumerRecord, HistoryQuery, NewChange, Published};
 
 /// Ids increase, the latest `Change_at` wins, ties and older changes do not,
 /// and the head version counts wins only.
@@ -173,25 +116,6 @@ pub async fn persists_across_a_reopen(backend: &dyn Backend) {
     store.close().await.unwrap();
 }
 
-/// A cursor write never moves a cursor backwards.
-pub async fn never_moves_a_cursor_back(backend: &dyn Backend) {
-    let store = backend.open().await;
-    store
-        .save_consumers(vec![cursor("billing", 5)])
-        .await
-        .unwrap();
-    store
-        .save_consumers(vec![cursor("billing", 3)])
-        .await
-        .unwrap();
-    let snapshot = store.snapshot().await.unwrap();
-    assert_eq!(
-        snapshot.consumers[0].consumer.cursor,
-        Cursor::at(Version(5))
-    );
-    store.close().await.unwrap();
-}
-
 /// Many concurrent publishes get distinct ids and a consistent head: every
 /// head version from 1 to the last is used exactly once.
 pub async fn concurrent_publishes_are_serialised(backend: &dyn Backend) {
@@ -229,20 +153,6 @@ pub async fn concurrent_publishes_are_serialised(backend: &dyn Backend) {
     store.close().await.unwrap();
 }
 
-fn keyed(level: i64, at: &str, app: &str, key: &str, not_before: &str) -> NewChange {
-    NewChange {
-        published_by: AppName::parse(app).unwrap(),
-        idempotency: Some(Idempotency {
-            key: key.to_owned(),
-            request: format!("{level} {at}"),
-            not_before: chrono::DateTime::parse_from_rfc3339(not_before)
-                .unwrap()
-                .to_utc(),
-        }),
-        ..change(level, at)
-    }
-}
-
 /// A key already used in its window replays the first id for the same
 /// request, refuses a different one, and records nothing either way; it is
 /// scoped to the app, survives a reopen, and is forgotten after its window.
@@ -271,10 +181,18 @@ pub async fn honours_idempotency_keys(backend: &dyn Backend) {
         .unwrap()
         .recorded()
         .unwrap();
+    assert!(other_app.id > first.id);
+    let recorded = store
+        .history(HistoryQuery {
+            limit: 10,
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(
-        other_app.id.0,
-        first.id.0 + 1,
-        "the replay and the refusal took no id"
+        recorded.iter().map(|entry| entry.id).collect::<Vec<_>>(),
+        [other_app.id, first.id],
+        "the replay and the refusal recorded nothing (ids may have gaps)"
     );
     store.close().await.unwrap();
 
@@ -300,147 +218,6 @@ pub async fn honours_idempotency_keys(backend: &dyn Backend) {
         .unwrap();
     assert!(expired.id > other_app.id);
     store.close().await.unwrap();
-}
-
-fn audit_event(action: &str, target: &str) -> AuditEvent {
-    AuditEvent {
-        at: now_micros(),
-        actor: "admin".into(),
-        actor_token: Some("tok_0001".into()),
-        source: Some("10.0.0.9".into()),
-        action: action.into(),
-        target: target.into(),
-        detail: r#"{"k":"v"}"#.into(),
-    }
-}
-
-/// Applications and tokens survive a reopen exactly as written, each change
-/// with its audit event; a change to something missing records nothing;
-/// last-used times never move back; the token id of a publish is kept.
-pub async fn keeps_applications_tokens_and_their_audit(backend: &dyn Backend) {
-    use secapp_domain::{Role, Roles};
-    let store = backend.open().await;
-    let created = now_micros();
-    let app = AppRecord {
-        name: AppName::parse("billing").unwrap(),
-        roles: Roles::of(&[Role::Consume, Role::Viewer]),
-        description: Some("Invoices".into()),
-        owner: None,
-        created_at: created,
-        updated_at: created,
-        disabled_at: None,
-    };
-    let token = TokenRecord {
-        id: "tok_0002".into(),
-        app: app.name.clone(),
-        hash: [7; 32],
-        label: Some("prod".into()),
-        created_at: created,
-        expires_at: Some(created + chrono::Duration::days(30)),
-        revoked_at: None,
-        last_used_at: None,
-    };
-    store
-        .change_access(
-            AccessChange::CreateApp(app.clone()),
-            audit_event("app.create", "billing"),
-        )
-        .await
-        .unwrap();
-    store
-        .change_access(
-            AccessChange::IssueToken(token.clone()),
-            audit_event("token.issue", "tok_0002"),
-        )
-        .await
-        .unwrap();
-    let disabled = AppRecord {
-        disabled_at: Some(created),
-        ..app.clone()
-    };
-    store
-        .change_access(
-            AccessChange::UpdateApp(disabled.clone()),
-            audit_event("app.update", "billing"),
-        )
-        .await
-        .unwrap();
-    let missing = store
-        .change_access(
-            AccessChange::RevokeToken {
-                id: "tok_none".into(),
-                at: created,
-            },
-            audit_event("token.revoke", "tok_none"),
-        )
-        .await;
-    assert!(missing.is_err(), "revoking an unknown token must fail");
-    let used = created + chrono::Duration::minutes(5);
-    store
-        .save_token_usage(vec![("tok_0002".into(), used)])
-        .await
-        .unwrap();
-    store
-        .save_token_usage(vec![("tok_0002".into(), created)])
-        .await
-        .unwrap();
-    let change = NewChange {
-        token_id: Some("tok_0002".into()),
-        ..change(3, "2026-03-01T12:00:00Z")
-    };
-    store.publish(change).await.unwrap();
-    store.close().await.unwrap();
-
-    let store = backend.open().await;
-    let snapshot = store.snapshot().await.unwrap();
-    assert_eq!(snapshot.apps, vec![disabled]);
-    assert_eq!(
-        snapshot.tokens,
-        vec![TokenRecord {
-            last_used_at: Some(used),
-            ..token
-        }]
-    );
-    let audit = store
-        .audit(AuditQuery {
-            limit: 10,
-            before: None,
-        })
-        .await
-        .unwrap();
-    let actions: Vec<&str> = audit.iter().map(|r| r.event.action.as_str()).collect();
-    assert_eq!(
-        actions,
-        ["app.update", "token.issue", "app.create"],
-        "newest first, no failed change"
-    );
-    assert_eq!(
-        audit[2].event,
-        audit_event("app.create", "billing").with_at(audit[2].event.at)
-    );
-    let older = store
-        .audit(AuditQuery {
-            limit: 10,
-            before: Some(audit[0].id),
-        })
-        .await
-        .unwrap();
-    assert_eq!(older.len(), 2);
-    let history = store
-        .history(HistoryQuery {
-            limit: 1,
-            ..HistoryQuery::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(history[0].token_id.as_deref(), Some("tok_0002"));
-    store.close().await.unwrap();
-}
-
-impl AuditEvent {
-    fn with_at(self, at: chrono::DateTime<Utc>) -> Self {
-        Self { at, ..self }
-    }
 }
 
 /// Every publish is in the history, newest first, with who, from where,
@@ -534,41 +311,148 @@ pub async fn keeps_the_history(backend: &dyn Backend) {
     store.close().await.unwrap();
 }
 
-/// After `close`, every call fails with [`StoreError::Closed`] instead of hanging.
-pub async fn refuses_work_after_close(backend: &dyn Backend) {
-    let store = backend.open().await;
-    store.close().await.unwrap();
-    assert!(matches!(store.ping().await, Err(StoreError::Closed)));
-    assert!(matches!(
-        store.publish(change(3, "2026-03-01T12:00:00Z")).await,
-        Err(StoreError::Closed)
-    ));
+/// Two stores open on one database (two replicas) publishing at once agree
+/// on one order: distinct, increasing ids, every head version given once,
+/// each winner's version rising with its id, and one head read by both.
+pub async fn two_writers_agree_on_one_order(backend: &dyn Backend) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..120_i64 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.spawn(async move {
+            let at = format!("2026-03-01T12:{:02}:00Z", (n * 7) % 60);
+            store
+                .publish(change(1 + n % 5, &at))
+                .await
+                .unwrap()
+                .recorded()
+                .unwrap()
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(recorded) = tasks.join_next().await {
+        all.push(recorded.unwrap());
+    }
+    all.sort_by_key(|r| r.id);
+    let ids: std::collections::BTreeSet<ChangeId> = all.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), all.len(), "no id given twice");
+    let wins: Vec<u64> = all
+        .iter()
+        .filter(|r| r.outcome == Outcome::Head)
+        .map(|r| r.head.version.0)
+        .collect();
+    let expected: Vec<u64> = (1..=u64::try_from(wins.len()).unwrap()).collect();
+    assert_eq!(
+        wins, expected,
+        "head versions rise with ids, each given once"
+    );
+    for recorded in &all {
+        assert!(
+            recorded.outcome != Outcome::Head || recorded.head.change.id == recorded.id,
+            "a winner is the head it reports"
+        );
+    }
+    let (head_a, head_b) = (
+        a.snapshot().await.unwrap().head.unwrap(),
+        b.snapshot().await.unwrap().head.unwrap(),
+    );
+    assert_eq!(head_a, head_b);
+    assert_eq!(head_a.change.changed_at.to_string(), "2026-03-01T12:59:00Z");
+    let first_at_59 = all
+        .iter()
+        .find(|r| r.head.change.changed_at.to_string() == "2026-03-01T12:59:00Z")
+        .unwrap();
+    assert_eq!(
+        head_a.change.id, first_at_59.head.change.id,
+        "a tie keeps the first"
+    );
+    a.close().await.unwrap();
+    b.close().await.unwrap();
 }
 
-/// Generates one `#[tokio::test]` per conformance check for a backend.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! conformance_tests {
-    ($backend:expr) => {
-        $crate::conformance_tests!(@each $backend;
-            starts_empty,
-            applies_the_ordering_rule,
-            persists_across_a_reopen,
-            never_moves_a_cursor_back,
-            concurrent_publishes_are_serialised,
-            honours_idempotency_keys,
-            keeps_the_history,
-            keeps_applications_tokens_and_their_audit,
-            refuses_work_after_close,
+/// Two replicas receiving the same keyed publish at once (a retry that
+/// reached both) record it once: one records it, the other replays its id.
+pub async fn two_writers_claim_an_idempotency_key_once(backend: &dyn Backend) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    let long_ago = "2000-01-01T00:00:00Z";
+    for round in 0..20 {
+        let key = format!("retry-{round}");
+        let at = format!("2026-03-01T13:{round:02}:00Z");
+        let (first, second) = tokio::join!(
+            a.publish(keyed(4, &at, "producer", &key, long_ago)),
+            b.publish(keyed(4, &at, "producer", &key, long_ago)),
         );
-    };
-    (@each $backend:expr; $($check:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                let backend = $backend;
-                $crate::store::conformance::$check(&backend).await;
-            }
-        )*
-    };
+        let outcomes = [first.unwrap(), second.unwrap()];
+        let recorded: Vec<ChangeId> = outcomes
+            .iter()
+            .filter_map(|p| match p {
+                Published::New(recorded) => Some(recorded.id),
+                _ => None,
+            })
+            .collect();
+        let replayed: Vec<ChangeId> = outcomes
+            .iter()
+            .filter_map(|p| match p {
+                Published::Replayed { id } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recorded.len(), 1, "round {round}: {outcomes:?}");
+        assert_eq!(
+            replayed, recorded,
+            "round {round}: the other replays its id"
+        );
+    }
+    let history = a
+        .history(HistoryQuery {
+            limit: 100,
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 20);
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// A head published through one store is what another store on the same
+/// database decides against: it never reuses a version or re-wins a tie.
+pub async fn a_second_writer_decides_against_what_the_first_recorded(backend: &dyn Backend) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    let first = a
+        .publish(change(2, "2026-03-01T12:00:00Z"))
+        .await
+        .unwrap()
+        .recorded()
+        .unwrap();
+    let tie = b
+        .publish(change(5, "2026-03-01T12:00:00Z"))
+        .await
+        .unwrap()
+        .recorded()
+        .unwrap();
+    assert_eq!((tie.outcome, tie.head.change.id), (Outcome::Tie, first.id));
+    let next = b
+        .publish(change(3, "2026-03-01T12:05:00Z"))
+        .await
+        .unwrap()
+        .recorded()
+        .unwrap();
+    assert_eq!(
+        (next.outcome, next.head.version),
+        (Outcome::Head, Version(2))
+    );
+    let older = a
+        .publish(change(4, "2026-03-01T12:01:00Z"))
+        .await
+        .unwrap()
+        .recorded()
+        .unwrap();
+    assert_eq!(
+        (older.outcome, older.head.change.id),
+        (Outcome::Older, next.id)
+    );
+    assert!(older.id > next.id && next.id > tie.id && tie.id > first.id);
+    a.close().await.unwrap();
+    b.close().await.unwrap();
 }

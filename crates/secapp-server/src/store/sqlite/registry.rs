@@ -1,0 +1,144 @@
+//! Registered applications and their tokens: loading them, and changing
+//! them together with their audit event in one transaction.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use super::audit;
+use super::rows::{self, failed, rfc3339};
+use crate::store::{
+    AccessChange, AppRecord, AuditEvent, StoreError, TokenRecord, UnreadableRow, UnreadableToken,
+};
+
+/// Every registered application that can be read, and those that cannot.
+pub(super) fn load_apps(
+    conn: &Connection,
+) -> Result<(Vec<AppRecord>, Vec<UnreadableRow>), StoreError> {
+    rows::load(
+        conn,
+        "SELECT name, roles, description, owner, created_at, updated_at, disabled_at
+         FROM apps ORDER BY name",
+        [],
+        rows::app,
+        rows::unreadable_row("apps"),
+    )
+}
+
+/// Every token that can be read, and those that cannot, as stored.
+pub(super) fn load_tokens(
+    conn: &Connection,
+) -> Result<(Vec<TokenRecord>, Vec<UnreadableToken>), StoreError> {
+    rows::load(
+        conn,
+        "SELECT id, app_name, hash, label, created_at, expires_at, revoked_at, last_used_at
+         FROM tokens ORDER BY created_at, id",
+        [],
+        rows::token,
+        |fields, problem| UnreadableToken {
+            id: fields.shown(0).unwrap_or_default(),
+            app: fields.shown(1).unwrap_or_default(),
+            label: fields.shown(3),
+            created_at: fields.shown(4).unwrap_or_default(),
+            expires_at: fields.shown(5),
+            revoked_at: fields.shown(6),
+            last_used_at: fields.shown(7),
+            problem,
+        },
+    )
+}
+
+/// Applies `change` and records `event` in one transaction. A target that is
+/// missing, or a name or id another writer took first, is a
+/// [`StoreError::Conflict`] and nothing is written.
+pub(super) fn change(
+    conn: &mut Connection,
+    change: &AccessChange,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    let writing = failed("changing applications or tokens");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&writing)?;
+    apply(&tx, change).map_err(&writing)?;
+    audit::record(&tx, event)?;
+    tx.commit().map_err(&writing)
+}
+
+fn apply(conn: &Connection, change: &AccessChange) -> Result<(), rusqlite::Error> {
+    let changed = match change {
+        AccessChange::CreateApp(app) => conn.execute(
+            "INSERT INTO apps (name, roles, description, owner, created_at, updated_at, disabled_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                app.name.as_str(),
+                app.roles.to_stored(),
+                app.description,
+                app.owner,
+                rfc3339(app.created_at),
+                rfc3339(app.updated_at),
+                app.disabled_at.map(rfc3339),
+            ],
+        )?,
+        AccessChange::UpdateApp(app) => conn.execute(
+            "UPDATE apps SET roles = ?2, description = ?3, owner = ?4, updated_at = ?5,
+                             disabled_at = ?6
+             WHERE name = ?1",
+            params![
+                app.name.as_str(),
+                app.roles.to_stored(),
+                app.description,
+                app.owner,
+                rfc3339(app.updated_at),
+                app.disabled_at.map(rfc3339),
+            ],
+        )?,
+        AccessChange::IssueToken(token) => conn.execute(
+            "INSERT INTO tokens (id, app_name, hash, label, created_at, expires_at, revoked_at,
+                                 last_used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                token.id,
+                token.app.as_str(),
+                &token.hash[..],
+                token.label,
+                rfc3339(token.created_at),
+                token.expires_at.map(rfc3339),
+                token.revoked_at.map(rfc3339),
+                token.last_used_at.map(rfc3339),
+            ],
+        )?,
+        AccessChange::RevokeToken { id, at } => conn.execute(
+            "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
+            params![id, rfc3339(*at)],
+        )?,
+    };
+    if changed == 1 {
+        Ok(())
+    } else {
+        // The target another writer removed: nothing may be half-done.
+        Err(rusqlite::Error::QueryReturnedNoRows)
+    }
+}
+
+/// Writes back when tokens were last used; a time never moves back.
+pub(super) fn save_usage(
+    conn: &mut Connection,
+    used: &[(String, DateTime<Utc>)],
+) -> Result<(), StoreError> {
+    let saving = failed("saving token last-used times");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&saving)?;
+    {
+        let mut update = tx
+            .prepare_cached(
+                "UPDATE tokens SET last_used_at = ?2
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+            )
+            .map_err(&saving)?;
+        for (id, at) in used {
+            update.execute(params![id, rfc3339(*at)]).map_err(&saving)?;
+        }
+    }
+    tx.commit().map_err(&saving)
+}
