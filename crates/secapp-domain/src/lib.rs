@@ -24,4 +24,4 @@ pub use cursor::Cursor;
 pub use ledger::{Change, ChangeId, Head, Ledger, Outcome, Version};
 pub use level::{Level, LevelError, LevelRange};
 pub use role::{Role, RoleError, Roles};
-pub use time::{ChangedAt, TimestampError, earliest, in_range, latest};
+pub use time::{ChangedAt, TimestampError, earliest, in_range, latest, shown};

@@ -15,6 +15,15 @@ const MAX_DIGITS: usize = 9;
 /// with seconds (and a fraction), or without.
 const NAIVE_FORMATS: [&str; 2] = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"];
 
+/// An instant the server reports (when something was received, sent,
+/// used...), as the API shows it everywhere: RFC 3339 in UTC with
+/// milliseconds, such as `2026-03-01T12:00:00.250Z`. A producer's
+/// `Change_at` is not one of these: it is echoed as it was normalised.
+#[must_use]
+pub fn shown(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// The earliest instant secapp accepts or stores: `0000-01-01T00:00:00Z`.
 #[must_use]
 pub fn earliest() -> DateTime<Utc> {

@@ -136,10 +136,12 @@ impl Server {
             )
             .with_unreadable(unreadable_tokens),
         );
+        let now = clock.now();
         let first_admin = access
-            .bootstrap(clock.now())
+            .bootstrap(now)
             .await
-            .map_err(ServerError::FirstAdmin)?;
+            .map_err(ServerError::FirstAdmin)?
+            .map(|issued| routes::admin::views::issued(&issued, now));
         if access.shared_token_enabled() {
             tracing::warn!(
                 "the shared-token compatibility mode is on: the shared token can publish and consume \

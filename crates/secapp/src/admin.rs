@@ -13,8 +13,9 @@ use secapp_api::ErrorBody;
 use secapp_api::admin::{
     AppPatch, AppView, AppsAnswer, IssuedToken, NewApp, NewToken, TokenView, TokensAnswer,
 };
-use secapp_server::access::{Access, AccessError, Actor};
+use secapp_server::access::{Access, AccessError, Actor, validate};
 use secapp_server::data_dir::DataDir;
+use secapp_server::routes::admin::views;
 use secapp_server::store::{self, DatabaseUrl, Store};
 
 /// Where the command acts.
@@ -400,14 +401,21 @@ impl Admin {
                 .call::<AppsAnswer>(reqwest::Method::GET, "/admin/apps", None)
                 .await?
                 .apps),
-            Self::Offline { access, .. } => Ok(access.apps(now())),
+            Self::Offline { access, .. } => {
+                let now = now();
+                Ok(access
+                    .apps()
+                    .iter()
+                    .map(|app| views::app(app, now))
+                    .collect())
+            }
         }
     }
 
     async fn app(&self, name: &str) -> Result<AppView, CliError> {
         match self {
             Self::Online { .. } => self.call(reqwest::Method::GET, &app_path(name), None).await,
-            Self::Offline { access, .. } => Ok(access.app(name, now())?),
+            Self::Offline { access, .. } => Ok(views::app(&access.app(name)?, now())),
         }
     }
 
@@ -418,7 +426,10 @@ impl Admin {
                     .await
             }
             Self::Offline { access, .. } => {
-                Ok(access.create_app(&Actor::server(), new, now()).await?)
+                let spec = validate::new_app(new)?;
+                let now = now();
+                let app = access.create_app(&Actor::server(), spec, now).await?;
+                Ok(views::app(&app, now))
             }
         }
     }
@@ -433,9 +444,15 @@ impl Admin {
                 )
                 .await
             }
-            Self::Offline { access, .. } => Ok(access
-                .update_app(&Actor::server(), name, patch, now())
-                .await?),
+            Self::Offline { access, .. } => {
+                access.app(name)?;
+                let changes = validate::app_patch(patch)?;
+                let now = now();
+                let app = access
+                    .update_app(&Actor::server(), name, changes, now)
+                    .await?;
+                Ok(views::app(&app, now))
+            }
         }
     }
 
@@ -446,9 +463,12 @@ impl Admin {
                 self.call(reqwest::Method::POST, &path, Some(to_json(&new)))
                     .await
             }
-            Self::Offline { access, .. } => Ok(access
-                .issue_token(&Actor::server(), app, new, now())
-                .await?),
+            Self::Offline { access, .. } => {
+                let now = now();
+                let spec = validate::new_token(new, now)?;
+                let issued = access.issue_token(&Actor::server(), app, spec, now).await?;
+                Ok(views::issued(&issued, now))
+            }
         }
     }
 
@@ -464,7 +484,14 @@ impl Admin {
                     .await?
                     .tokens)
             }
-            Self::Offline { access, .. } => Ok(access.tokens(app, now())?),
+            Self::Offline { access, .. } => {
+                let now = now();
+                Ok(access
+                    .tokens(app)?
+                    .iter()
+                    .map(|listing| views::listing(listing, now))
+                    .collect())
+            }
         }
     }
 
@@ -475,7 +502,9 @@ impl Admin {
                 self.call(reqwest::Method::DELETE, &path, None).await
             }
             Self::Offline { access, .. } => {
-                Ok(access.revoke_token(&Actor::server(), id, now()).await?)
+                let now = now();
+                let listing = access.revoke_token(&Actor::server(), id, now).await?;
+                Ok(views::listing(&listing, now))
             }
         }
     }

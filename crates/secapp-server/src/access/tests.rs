@@ -5,6 +5,101 @@ use secapp_api::admin::{AppPatch, NewApp, NewToken};
 use secapp_domain::{AppName, Role, Roles};
 
 use super::{Access, AccessError, Actor, Authenticated, Refused};
+
+/// The registry as the admin API drives it: wire requests checked into
+/// specs, answers turned into views.
+mod wire {
+    use chrono::{DateTime, Utc};
+    use secapp_api::admin::{AppPatch, AppView, IssuedToken, NewApp, NewToken, TokenView};
+
+    use crate::access::{Access, AccessError, Actor, validate};
+    use crate::routes::admin::views;
+
+    pub async fn create_app(
+        access: &Access,
+        actor: &Actor,
+        new: NewApp,
+        now: DateTime<Utc>,
+    ) -> Result<AppView, AccessError> {
+        let spec = validate::new_app(new)?;
+        Ok(views::app(&access.create_app(actor, spec, now).await?, now))
+    }
+
+    pub async fn update_app(
+        access: &Access,
+        actor: &Actor,
+        name: &str,
+        patch: AppPatch,
+        now: DateTime<Utc>,
+    ) -> Result<AppView, AccessError> {
+        access.app(name)?;
+        let changes = validate::app_patch(patch)?;
+        Ok(views::app(
+            &access.update_app(actor, name, changes, now).await?,
+            now,
+        ))
+    }
+
+    pub async fn issue_token(
+        access: &Access,
+        actor: &Actor,
+        app: &str,
+        new: NewToken,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, AccessError> {
+        let spec = validate::new_token(new, now)?;
+        Ok(views::issued(
+            &access.issue_token(actor, app, spec, now).await?,
+            now,
+        ))
+    }
+
+    pub async fn revoke_token(
+        access: &Access,
+        actor: &Actor,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenView, AccessError> {
+        Ok(views::listing(
+            &access.revoke_token(actor, id, now).await?,
+            now,
+        ))
+    }
+
+    pub async fn bootstrap(
+        access: &Access,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IssuedToken>, AccessError> {
+        Ok(access
+            .bootstrap(now)
+            .await?
+            .map(|issued| views::issued(&issued, now)))
+    }
+
+    pub fn apps(access: &Access, now: DateTime<Utc>) -> Vec<AppView> {
+        access
+            .apps()
+            .iter()
+            .map(|app| views::app(app, now))
+            .collect()
+    }
+
+    pub fn app(access: &Access, name: &str, now: DateTime<Utc>) -> Result<AppView, AccessError> {
+        Ok(views::app(&access.app(name)?, now))
+    }
+
+    pub fn tokens(
+        access: &Access,
+        app: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TokenView>, AccessError> {
+        Ok(access
+            .tokens(app)?
+            .iter()
+            .map(|listing| views::listing(listing, now))
+            .collect())
+    }
+}
 use crate::store::sqlite::SqliteStore;
 use crate::store::{AuditQuery, Store};
 use crate::token::ApiToken;
@@ -48,12 +143,10 @@ async fn an_issued_token_authenticates_as_its_app_until_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let (store, access) = open(&dir, None).await;
     let now = at(T0);
-    access
-        .create_app(&admin(), new_app("billing", &["consume"]), now)
+    wire::create_app(&access, &admin(), new_app("billing", &["consume"]), now)
         .await
         .unwrap();
-    let issued = access
-        .issue_token(&admin(), "billing", NewToken::default(), now)
+    let issued = wire::issue_token(&access, &admin(), "billing", NewToken::default(), now)
         .await
         .unwrap();
     assert_eq!(issued.details.status, "active");
@@ -69,8 +162,7 @@ async fn an_issued_token_authenticates_as_its_app_until_revoked() {
         access.authenticate(b"secapp_nope", now),
         Err(Refused::Invalid)
     );
-    let revoked = access
-        .revoke_token(&admin(), &issued.details.id, now)
+    let revoked = wire::revoke_token(&access, &admin(), &issued.details.id, now)
         .await
         .unwrap();
     assert_eq!(revoked.status, "revoked");
@@ -79,10 +171,14 @@ async fn an_issued_token_authenticates_as_its_app_until_revoked() {
         Err(Refused::Revoked)
     );
     // Revoking again changes nothing and is not audited twice.
-    access
-        .revoke_token(&admin(), &issued.details.id, now + Duration::seconds(5))
-        .await
-        .unwrap();
+    wire::revoke_token(
+        &access,
+        &admin(),
+        &issued.details.id,
+        now + Duration::seconds(5),
+    )
+    .await
+    .unwrap();
     let events = access
         .audit(AuditQuery {
             limit: 10,
@@ -102,16 +198,14 @@ async fn expiry_and_disabling_refuse_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let (store, access) = open(&dir, None).await;
     let now = at(T0);
-    access
-        .create_app(&admin(), new_app("billing", &["consume"]), now)
+    wire::create_app(&access, &admin(), new_app("billing", &["consume"]), now)
         .await
         .unwrap();
     let expiring = NewToken {
         expires_in: Some("1h".into()),
         ..NewToken::default()
     };
-    let issued = access
-        .issue_token(&admin(), "billing", expiring, now)
+    let issued = wire::issue_token(&access, &admin(), "billing", expiring, now)
         .await
         .unwrap();
     assert_eq!(
@@ -132,8 +226,7 @@ async fn expiry_and_disabling_refuse_a_token() {
         disabled: Some(true),
         ..AppPatch::default()
     };
-    let view = access
-        .update_app(&admin(), "billing", disable, now)
+    let view = wire::update_app(&access, &admin(), "billing", disable, now)
         .await
         .unwrap();
     assert!(view.disabled);
@@ -142,8 +235,7 @@ async fn expiry_and_disabling_refuse_a_token() {
         disabled: Some(false),
         ..AppPatch::default()
     };
-    access
-        .update_app(&admin(), "billing", enable, now)
+    wire::update_app(&access, &admin(), "billing", enable, now)
         .await
         .unwrap();
     assert!(access.authenticate(token, now).is_ok());
@@ -155,8 +247,11 @@ async fn the_registry_survives_a_reopen_with_hashes_only() {
     let dir = tempfile::tempdir().unwrap();
     let now = at(T0);
     let (store, access) = open(&dir, None).await;
-    let first = access.bootstrap(now).await.unwrap().expect("first start");
-    assert!(access.bootstrap(now).await.unwrap().is_none());
+    let first = wire::bootstrap(&access, now)
+        .await
+        .unwrap()
+        .expect("first start");
+    assert!(wire::bootstrap(&access, now).await.unwrap().is_none());
     let later = now + Duration::minutes(3);
     match access.authenticate(first.token.as_bytes(), later) {
         Ok(Authenticated::App { token, .. }) => token.record(later),
@@ -167,8 +262,8 @@ async fn the_registry_survives_a_reopen_with_hashes_only() {
     store.close().await.unwrap();
 
     let (store, access) = open(&dir, None).await;
-    assert!(access.bootstrap(now).await.unwrap().is_none());
-    let apps = access.apps(now);
+    assert!(wire::bootstrap(&access, now).await.unwrap().is_none());
+    let apps = wire::apps(&access, now);
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].name, "admin");
     assert_eq!(apps[0].roles, ["admin"]);
@@ -200,27 +295,23 @@ async fn online_changes_cannot_lock_every_admin_out() {
     let dir = tempfile::tempdir().unwrap();
     let now = at(T0);
     let (store, access) = open(&dir, None).await;
-    let first = access.bootstrap(now).await.unwrap().unwrap();
-    let revoke = access.revoke_token(&admin(), &first.details.id, now).await;
+    let first = wire::bootstrap(&access, now).await.unwrap().unwrap();
+    let revoke = wire::revoke_token(&access, &admin(), &first.details.id, now).await;
     assert!(matches!(revoke, Err(AccessError::LastAdmin)), "{revoke:?}");
     let demote = AppPatch {
         roles: Some(vec!["viewer".into()]),
         ..AppPatch::default()
     };
-    let demoted = access
-        .update_app(&admin(), "admin", demote.clone(), now)
-        .await;
+    let demoted = wire::update_app(&access, &admin(), "admin", demote.clone(), now).await;
     assert!(
         matches!(demoted, Err(AccessError::LastAdmin)),
         "{demoted:?}"
     );
     // With a second live admin token, rotating the first one out is fine.
-    access
-        .issue_token(&admin(), "admin", NewToken::default(), now)
+    wire::issue_token(&access, &admin(), "admin", NewToken::default(), now)
         .await
         .unwrap();
-    access
-        .revoke_token(&admin(), &first.details.id, now)
+    wire::revoke_token(&access, &admin(), &first.details.id, now)
         .await
         .unwrap();
     store.close().await.unwrap();
@@ -228,8 +319,7 @@ async fn online_changes_cannot_lock_every_admin_out() {
     // Offline, the guard is off: that is how a locked-out data dir recovers.
     let (store, access) = open(&dir, None).await;
     let access = access.without_lockout_guard();
-    access
-        .update_app(&admin(), "admin", demote, now)
+    wire::update_app(&access, &admin(), "admin", demote, now)
         .await
         .unwrap();
     store.close().await.unwrap();
@@ -275,19 +365,16 @@ async fn invalid_fields_are_refused_and_change_nothing() {
         },
     ];
     for case in cases {
-        let err = access.create_app(&admin(), case.clone(), now).await;
+        let err = wire::create_app(&access, &admin(), case.clone(), now).await;
         assert!(
             matches!(err, Err(AccessError::Invalid(_))),
             "{case:?}: {err:?}"
         );
     }
-    access
-        .create_app(&admin(), new_app("billing", &["consume"]), now)
+    wire::create_app(&access, &admin(), new_app("billing", &["consume"]), now)
         .await
         .unwrap();
-    let again = access
-        .create_app(&admin(), new_app("billing", &["publish"]), now)
-        .await;
+    let again = wire::create_app(&access, &admin(), new_app("billing", &["publish"]), now).await;
     assert!(matches!(again, Err(AccessError::AppExists(_))));
     for bad in [
         NewToken {
@@ -308,24 +395,19 @@ async fn invalid_fields_are_refused_and_change_nothing() {
             ..NewToken::default()
         },
     ] {
-        let err = access
-            .issue_token(&admin(), "billing", bad.clone(), now)
-            .await;
+        let err = wire::issue_token(&access, &admin(), "billing", bad.clone(), now).await;
         assert!(
             matches!(err, Err(AccessError::Invalid(_))),
             "{bad:?}: {err:?}"
         );
     }
-    let unknown = access
-        .issue_token(&admin(), "nobody", NewToken::default(), now)
-        .await;
+    let unknown = wire::issue_token(&access, &admin(), "nobody", NewToken::default(), now).await;
     assert!(matches!(unknown, Err(AccessError::UnknownApp(_))));
-    assert!(access.tokens(None, now).unwrap().is_empty());
-    let unchanged = access
-        .update_app(&admin(), "billing", AppPatch::default(), now)
+    assert!(wire::tokens(&access, None, now).unwrap().is_empty());
+    let unchanged = wire::update_app(&access, &admin(), "billing", AppPatch::default(), now)
         .await
         .unwrap();
-    assert_eq!(unchanged, access.app("billing", now).unwrap());
+    assert_eq!(unchanged, wire::app(&access, "billing", now).unwrap());
     let events = access
         .audit(AuditQuery {
             limit: 100,

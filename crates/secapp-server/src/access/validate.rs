@@ -1,21 +1,23 @@
-//! The fields of admin requests, checked before anything is stored: roles,
-//! free text, and token expiries, which must lie within what the store can
-//! write and read back (up to 9999-12-31).
+//! The fields of admin requests, checked before anything is stored and
+//! turned into the specs the admin operations take ([`AppSpec`],
+//! [`AppChanges`], [`TokenSpec`]): roles, free text, and token expiries,
+//! which must lie within what the store can write and read back (up to
+//! 9999-12-31).
 //!
 //! The rules here are exactly those the OpenAPI document states (lengths,
 //! patterns, the expiry grammar), so a client generated from it never sends
 //! what is refused, and what it would refuse is refused here.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use secapp_api::admin::NewToken;
-use secapp_domain::Roles;
+use secapp_api::admin::{AppPatch, NewApp, NewToken};
+use secapp_domain::{AppName, Roles};
 
 use super::AccessError;
 
 /// Longest description or owner, in characters.
-pub const MAX_TEXT: usize = 512;
+const MAX_TEXT: usize = 512;
 /// Longest token label, in characters.
-pub const MAX_LABEL: usize = 128;
+const MAX_LABEL: usize = 128;
 
 /// The units of `expires_in`, with the most digits each takes: every
 /// lifetime they can write ends before the year 9999 from any time this
@@ -27,11 +29,97 @@ const LIFETIME_UNITS: [(char, usize, i64); 4] = [
     ('s', 10, 1),
 ];
 
+/// An application to register, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    /// Its name.
+    pub name: AppName,
+    /// At least one role.
+    pub roles: Roles,
+    /// What it is.
+    pub description: Option<String>,
+    /// Who runs it.
+    pub owner: Option<String>,
+}
+
+/// Changes to an application, checked; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppChanges {
+    /// The new roles (at least one).
+    pub roles: Option<Roles>,
+    /// The new description; `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+    /// The new owner; `Some(None)` clears it.
+    pub owner: Option<Option<String>>,
+    /// Disable (`true`) or enable (`false`).
+    pub disabled: Option<bool>,
+}
+
+impl AppChanges {
+    /// Whether it changes nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A token to issue, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenSpec {
+    /// A note, such as where it is deployed.
+    pub label: Option<String>,
+    /// When it stops working, if ever: in the future, before year 10000.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /admin/apps`, checked.
+///
+/// # Errors
+/// [`AccessError::Invalid`] naming the field.
+pub fn new_app(new: NewApp) -> Result<AppSpec, AccessError> {
+    Ok(AppSpec {
+        name: AppName::parse(&new.name).map_err(|e| AccessError::Invalid(format!("name: {e}")))?,
+        roles: roles(&new.roles)?,
+        description: text("description", new.description, MAX_TEXT)?,
+        owner: text("owner", new.owner, MAX_TEXT)?,
+    })
+}
+
+/// `PATCH /admin/apps/{name}`, checked.
+///
+/// # Errors
+/// [`AccessError::Invalid`] naming the field.
+pub fn app_patch(patch: AppPatch) -> Result<AppChanges, AccessError> {
+    Ok(AppChanges {
+        roles: patch.roles.as_deref().map(roles).transpose()?,
+        description: patch
+            .description
+            .map(|value| text("description", Some(value), MAX_TEXT))
+            .transpose()?,
+        owner: patch
+            .owner
+            .map(|value| text("owner", Some(value), MAX_TEXT))
+            .transpose()?,
+        disabled: patch.disabled,
+    })
+}
+
+/// `POST /admin/apps/{name}/tokens` at `now`, checked.
+///
+/// # Errors
+/// [`AccessError::Invalid`] naming the field.
+pub fn new_token(new: NewToken, now: DateTime<Utc>) -> Result<TokenSpec, AccessError> {
+    Ok(TokenSpec {
+        expires_at: expiry(&new, now)?,
+        label: text("label", new.label, MAX_LABEL)?,
+    })
+}
+
 /// A set of at least one role.
 ///
 /// # Errors
 /// [`AccessError::Invalid`] for an unknown role or an empty set.
-pub fn roles(names: &[String]) -> Result<Roles, AccessError> {
+fn roles(names: &[String]) -> Result<Roles, AccessError> {
     let roles = Roles::parse(names.iter().map(String::as_str))
         .map_err(|e| AccessError::Invalid(format!("roles: {e}")))?;
     if roles.is_empty() {

@@ -65,12 +65,14 @@ pub async fn spawn_app_in(
                 .issue_token(
                     &secapp_server::access::Actor::server(),
                     secapp_server::access::FIRST_ADMIN_APP,
-                    secapp_api::admin::NewToken::default(),
+                    secapp_server::access::validate::TokenSpec::default(),
                     chrono::Utc::now(),
                 )
                 .await
                 .expect("an admin token after a restart")
-                .token
+                .secret
+                .expose()
+                .to_owned()
         }
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -2,6 +2,11 @@
 //! actions and refused authentications. Every endpoint needs the `admin`
 //! role; every change is audited with the acting application, its token id
 //! and the source address.
+//!
+//! Handlers check the request's fields into specs (`access::validate`), call
+//! the registry's operations, and build the answers with `views.rs`.
+
+pub mod views;
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -15,7 +20,7 @@ use secapp_api::admin::{
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::access::Actor;
+use crate::access::{Actor, validate};
 use crate::auth::{AsAdmin, SourceAddress};
 use crate::error::ApiError;
 use crate::limits::Class;
@@ -54,7 +59,12 @@ pub async fn list_apps(
 ) -> Result<Json<AppsAnswer>, ApiError> {
     admitted(&state, &admin)?;
     Ok(Json(AppsAnswer {
-        apps: state.access.apps(state.clock.now()),
+        apps: state
+            .access
+            .apps()
+            .iter()
+            .map(|details| views::app(details, state.clock.now()))
+            .collect(),
     }))
 }
 
@@ -79,11 +89,13 @@ pub async fn create_app(
     JsonBody(new): JsonBody<NewApp>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
     admitted(&state, &admin)?;
-    let view = state
+    let spec = validate::new_app(new)?;
+    let now = state.clock.now();
+    let details = state
         .access
-        .create_app(&actor(&admin, source), new, state.clock.now())
+        .create_app(&actor(&admin, source), spec, now)
         .await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((StatusCode::CREATED, Json(views::app(&details, now))))
 }
 
 /// One application and its tokens.
@@ -105,7 +117,10 @@ pub async fn show_app(
 ) -> Result<Json<AppView>, ApiError> {
     admitted(&state, &admin)?;
     let Path(name) = name?;
-    Ok(Json(state.access.app(&name, state.clock.now())?))
+    Ok(Json(views::app(
+        &state.access.app(&name)?,
+        state.clock.now(),
+    )))
 }
 
 /// Change an application's roles, description or owner, or disable it
@@ -133,11 +148,15 @@ pub async fn update_app(
 ) -> Result<Json<AppView>, ApiError> {
     admitted(&state, &admin)?;
     let Path(name) = name?;
-    let view = state
+    // An unknown application is told before a bad field.
+    state.access.app(&name)?;
+    let changes = validate::app_patch(patch)?;
+    let now = state.clock.now();
+    let details = state
         .access
-        .update_app(&actor(&admin, source), &name, patch, state.clock.now())
+        .update_app(&actor(&admin, source), &name, changes, now)
         .await?;
-    Ok(Json(view))
+    Ok(Json(views::app(&details, now)))
 }
 
 /// Issue a token for an application. The answer holds the token itself:
@@ -165,11 +184,13 @@ pub async fn issue_token(
 ) -> Result<Response, ApiError> {
     admitted(&state, &admin)?;
     let Path(name) = name?;
+    let now = state.clock.now();
+    let spec = validate::new_token(new, now)?;
     let issued = state
         .access
-        .issue_token(&actor(&admin, source), &name, new, state.clock.now())
+        .issue_token(&actor(&admin, source), &name, spec, now)
         .await?;
-    let mut response = (StatusCode::CREATED, Json(issued)).into_response();
+    let mut response = (StatusCode::CREATED, Json(views::issued(&issued, now))).into_response();
     // The answer holds a secret: no cache may keep it.
     response
         .headers_mut()
@@ -204,9 +225,13 @@ pub async fn list_tokens(
 ) -> Result<Json<TokensAnswer>, ApiError> {
     admitted(&state, &admin)?;
     let Query(params) = query?;
+    let now = state.clock.now();
     let tokens = state
         .access
-        .tokens(params.app.as_deref(), state.clock.now())?;
+        .tokens(params.app.as_deref())?
+        .iter()
+        .map(|listing| views::listing(listing, now))
+        .collect();
     Ok(Json(TokensAnswer { tokens }))
 }
 
@@ -232,11 +257,12 @@ pub async fn revoke_token(
 ) -> Result<Json<TokenView>, ApiError> {
     admitted(&state, &admin)?;
     let Path(id) = id?;
-    let view = state
+    let now = state.clock.now();
+    let listing = state
         .access
-        .revoke_token(&actor(&admin, source), &id, state.clock.now())
+        .revoke_token(&actor(&admin, source), &id, now)
         .await?;
-    Ok(Json(view))
+    Ok(Json(views::listing(&listing, now)))
 }
 
 /// Paging of the admin audit.
@@ -300,7 +326,7 @@ pub async fn audit(
         .into_iter()
         .map(|record| AuditEntry {
             id: record.id,
-            at: crate::access::time(record.event.at),
+            at: secapp_domain::shown(record.event.at),
             actor: record.event.actor,
             actor_token: record.event.actor_token,
             source_address: record.event.source,
@@ -343,7 +369,7 @@ pub async fn auth_failures(
             .recent
             .into_iter()
             .map(|failure| AuthFailureView {
-                at: crate::access::time(failure.at),
+                at: secapp_domain::shown(failure.at),
                 reason: failure.reason.to_owned(),
                 app: failure.app,
                 source_address: failure.source,
