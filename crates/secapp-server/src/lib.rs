@@ -2,7 +2,8 @@
 //! shutdown future, so the binary and the tests start it the same way.
 //!
 //! Map of the crate:
-//! - [`config`]: settings layered defaults → file → environment → flags.
+//! - [`config`]: the settings, declared once, layered defaults → file →
+//!   environment → flags.
 //! - [`token`]: the shared compatibility token, redacted in logs.
 //! - [`access`]: registered applications, their hashed tokens, the admin
 //!   operations and the count of refused authentications.
@@ -65,6 +66,9 @@ use crate::token::{ApiToken, TokenError, TokenOrigin};
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The configuration cannot be used.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The data dir could not be created or is in use.
     #[error(transparent)]
     DataDir(#[from] DataDirError),
@@ -120,6 +124,9 @@ impl Server {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServerError> {
+        config.check()?;
+        let levels = config.levels()?;
+        let rate_limits = config.rate_limits()?;
         let data_dir = DataDir::open(&config.data_dir)?;
         let shared_token = shared_token(&config, data_dir.path())?;
         let store = store::connect(&config.database()).await?;
@@ -152,10 +159,10 @@ impl Server {
         let state = AppState::new(state::Shared {
             hub: Arc::new(Hub::new(store.clone(), snapshot)),
             access,
-            levels: config.levels,
+            levels,
             max_clock_skew: config.max_clock_skew,
             idempotency_window: config.idempotency_window,
-            limits: limits::RateLimits::new(&config.rate_limits),
+            limits: limits::RateLimits::new(&rate_limits),
             max_wait: config.max_wait,
             poll_interval: config.poll_interval,
             heartbeat: config.heartbeat,

@@ -342,8 +342,8 @@ async fn no_generated_body_gets_a_server_error() {
 #[tokio::test]
 async fn an_app_over_its_rate_gets_429_and_other_apps_are_unaffected() {
     let app = crate::helpers::spawn_app_with(|config| {
-        config.rate_limits.publish_per_second = 1;
-        config.rate_limits.read_per_second = 2;
+        config.publish_rate = 1;
+        config.read_rate = 2;
     })
     .await;
     let api = app.api();

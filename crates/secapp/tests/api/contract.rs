@@ -174,7 +174,8 @@ async fn poll_answers_are_not_cacheable() {
 #[tokio::test]
 async fn a_custom_level_range_is_enforced() {
     let app = crate::helpers::spawn_app_with(|config| {
-        config.levels = secapp_domain::LevelRange::new(0, 10).unwrap();
+        config.min_level = 0;
+        config.max_level = 10;
     })
     .await;
     let api = app.api();

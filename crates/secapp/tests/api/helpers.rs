@@ -50,8 +50,8 @@ pub async fn spawn_app_in(
     config.api_token = secapp_server::token::ApiToken::new(TOKEN.into());
     // Tests publish and poll in bursts as one app; the rate-limit tests set
     // their own limits.
-    config.rate_limits.publish_per_second = 0;
-    config.rate_limits.read_per_second = 0;
+    config.publish_rate = 0;
+    config.read_rate = 0;
     adjust(&mut config);
     let server = Server::open(config).await.expect("open server");
     let admin_token = match server.first_admin() {
@@ -59,21 +59,19 @@ pub async fn spawn_app_in(
         // A restart: `admin` exists, and its first token was only shown at
         // first start. Issue another through the registry, as the offline
         // command line would.
-        None => {
-            server
-                .access()
-                .issue_token(
-                    &secapp_server::access::Actor::server(),
-                    secapp_server::access::FIRST_ADMIN_APP,
-                    secapp_server::access::validate::TokenSpec::default(),
-                    chrono::Utc::now(),
-                )
-                .await
-                .expect("an admin token after a restart")
-                .secret
-                .expose()
-                .to_owned()
-        }
+        None => server
+            .access()
+            .issue_token(
+                &secapp_server::access::Actor::server(),
+                secapp_server::access::FIRST_ADMIN_APP,
+                secapp_server::access::validate::TokenSpec::default(),
+                chrono::Utc::now(),
+            )
+            .await
+            .expect("an admin token after a restart")
+            .secret
+            .expose()
+            .to_owned(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
