@@ -79,7 +79,7 @@ pub struct Empty {}
 
 /// Body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"error": "invalid_token", "detail": "the Token header does not match the API token: check the token you were given"}))]
+#[schema(example = json!({"error": "invalid_token", "detail": "the token is not valid: check the token you were given"}))]
 pub struct ErrorBody {
     /// A stable machine-readable code, e.g. `missing_app_name`.
     pub error: String,

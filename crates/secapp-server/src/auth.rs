@@ -4,7 +4,8 @@
 //! with the role the endpoint needs.
 //!
 //! Handlers take one of those extractors and never read identity headers
-//! themselves. The token is checked first, so an unauthenticated caller
+//! themselves; the extractor also takes the request from the caller's
+//! rate-limit allowance (publishes or reads). The token is checked first, so an unauthenticated caller
 //! learns nothing about name rules. Every refusal is logged (application,
 //! source address, reason; never the token) and counted in
 //! [`Access::failures`](crate::access::Access).
@@ -29,6 +30,7 @@ use secapp_domain::{AppName, AppNameError, Role, Roles};
 use crate::access::failures::Failure;
 use crate::access::{Authenticated, Lapsed, Refused, SHARED_TOKEN_ID, TokenUse};
 use crate::error::ApiError;
+use crate::limits::Class;
 use crate::state::AppState;
 
 /// What the shared token may do: what the prototype's clients did.
@@ -49,18 +51,21 @@ pub struct Principal {
     pub token: Option<TokenUse>,
 }
 
-/// Which roles admit a caller to an endpoint (any one of them suffices), and
-/// whether it needs `App-name`.
+/// Which roles admit a caller to an endpoint (any one of them suffices),
+/// whether it needs `App-name`, and which rate-limit allowance the request
+/// draws on: checked by the extractor, so no handler can forget it.
 pub trait Need {
     /// The roles, any of which admits.
     const ROLES: &'static [Role];
     /// Whether `App-name` must be sent even with an application's own token.
     const APP_NAME_REQUIRED: bool;
+    /// The allowance an admitted request draws on.
+    const CLASS: Class;
 }
 
 /// Roles needed, by kind of endpoint.
 pub mod need {
-    use super::{Need, Role};
+    use super::{Class, Need, Role};
 
     /// `POST /secapp/update`.
     #[derive(Debug)]
@@ -78,18 +83,22 @@ pub mod need {
     impl Need for Publish {
         const ROLES: &'static [Role] = &[Role::Publish];
         const APP_NAME_REQUIRED: bool = true;
+        const CLASS: Class = Class::Publish;
     }
     impl Need for Consume {
         const ROLES: &'static [Role] = &[Role::Consume];
         const APP_NAME_REQUIRED: bool = true;
+        const CLASS: Class = Class::Read;
     }
     impl Need for View {
         const ROLES: &'static [Role] = &[Role::Viewer, Role::Admin];
         const APP_NAME_REQUIRED: bool = false;
+        const CLASS: Class = Class::Read;
     }
     impl Need for Administer {
         const ROLES: &'static [Role] = &[Role::Admin];
         const APP_NAME_REQUIRED: bool = false;
+        const CLASS: Class = Class::Read;
     }
 }
 
@@ -133,7 +142,12 @@ impl<N: Need + Send + Sync> FromRequestParts<AppState> for Authorized<N> {
             }
         });
         match admitted {
-            Ok(principal) => Ok(Self(principal, PhantomData)),
+            Ok(principal) => {
+                // After authentication, so only a known application's
+                // allowance is ever spent, and before any other extractor.
+                state.limits.check(&principal.app, N::CLASS)?;
+                Ok(Self(principal, PhantomData))
+            }
             Err(refusal) => {
                 if refusal.is_auth_failure() {
                     record_failure(parts, state, &refusal);

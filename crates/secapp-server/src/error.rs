@@ -432,4 +432,14 @@ mod tests {
         assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!err.to_string().contains("/var/x"));
     }
+
+    #[test]
+    fn the_documented_error_example_is_what_the_server_says() {
+        let schema =
+            serde_json::to_value(<secapp_api::ErrorBody as utoipa::PartialSchema>::schema())
+                .unwrap();
+        let example = &schema["example"];
+        assert_eq!(example["error"], ApiError::InvalidToken.code());
+        assert_eq!(example["detail"], ApiError::InvalidToken.to_string());
+    }
 }

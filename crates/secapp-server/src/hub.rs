@@ -19,6 +19,63 @@ use crate::store::{
     ConsumerRecord, HistoryEntry, HistoryQuery, NewChange, Published, Snapshot, Store, StoreError,
 };
 
+/// Whether a look at the state records what it delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// A request that delivers its answer: what is sent is recorded, and
+    /// whether it was held as a long poll.
+    Deliver {
+        /// Held with `?wait=`.
+        long_poll: bool,
+    },
+    /// A request that delivers nothing (`HEAD`): nothing is recorded.
+    Peek,
+}
+
+/// A cursor the client holds and sends back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCursor {
+    /// `?after=<id>`.
+    After(ChangeId),
+    /// `If-None-Match`: `None` for `*` (any current state), else the ids listed.
+    IfNoneMatch(Option<Vec<ChangeId>>),
+    /// A reconnecting stream's `Last-Event-ID`.
+    LastEventId(ChangeId),
+}
+
+impl ClientCursor {
+    /// The state the client holds, given the current head; `None` when the
+    /// client said `*` and there is no head.
+    fn id(&self, head: Option<&Head>) -> Option<ChangeId> {
+        let head_id = head.map(|h| h.change.id);
+        match self {
+            Self::After(id) | Self::LastEventId(id) => Some(*id),
+            Self::IfNoneMatch(None) => head_id,
+            Self::IfNoneMatch(Some(ids)) => match head_id {
+                Some(head_id) if ids.contains(&head_id) => Some(head_id),
+                _ => ids.iter().max().copied(),
+            },
+        }
+    }
+
+    fn mode(&self) -> Mode {
+        match self {
+            Self::After(_) => Mode::After,
+            Self::IfNoneMatch(_) => Mode::IfNoneMatch,
+            Self::LastEventId(_) => Mode::Stream,
+        }
+    }
+}
+
+/// What comparing a client's cursor with the head found.
+#[derive(Debug, Clone)]
+pub struct Compared {
+    /// The head, when it is news to the client.
+    pub news: Option<Arc<Head>>,
+    /// The head it was compared with.
+    pub head: Option<Arc<Head>>,
+}
+
 /// Shared live state. Cloning the `Arc` around it is how handlers share it.
 pub struct Hub {
     store: Arc<dyn Store>,
@@ -68,10 +125,21 @@ impl Hub {
         self.head.subscribe()
     }
 
-    /// The server-held cursor: returns the head if `app` has not been told it
-    /// yet, and records that it now has. Concurrent polls by one application
-    /// get the head exactly once between them.
-    pub fn poll(&self, app: &AppName, now: DateTime<Utc>, long_poll: bool) -> Option<Arc<Head>> {
+    /// The server-held cursor: returns the head if `app` has not been told
+    /// it yet and, unless `look` is [`Look::Peek`], records that it now has.
+    /// Concurrent polls by one application get the head exactly once
+    /// between them.
+    pub fn poll(&self, app: &AppName, now: DateTime<Utc>, look: Look) -> Option<Arc<Head>> {
+        let Look::Deliver { long_poll } = look else {
+            let head = self.head()?;
+            let told = self
+                .lock_consumers()
+                .by_app
+                .get(app.as_str())
+                .map(|consumer| consumer.cursor.told())
+                .unwrap_or_default();
+            return (head.version > told).then_some(head);
+        };
         // Compare under the watch's read lock and clone the head only to
         // deliver it: the common answer, "nothing new", touches no shared
         // reference count.
@@ -81,38 +149,54 @@ impl Hub {
             .then(|| Arc::clone(current))
     }
 
-    /// What [`Hub::poll`] would answer, without recording a delivery (for
-    /// `HEAD`, which has no body to deliver the head in).
-    #[must_use]
-    pub fn peek(&self, app: &AppName) -> Option<Arc<Head>> {
-        let head = self.head()?;
-        let told = self
-            .lock_consumers()
-            .by_app
-            .get(app.as_str())
-            .map(|consumer| consumer.cursor.told())
-            .unwrap_or_default();
-        (head.version > told).then_some(head)
-    }
-
-    /// A client-held cursor: `app` holds state `held`, and `head` is the
-    /// head the caller read (so what it answers matches what was compared).
-    /// Records the acknowledgement and returns the head when it differs from
-    /// `held`. The server-held cursor is not touched.
-    pub fn holds(
+    /// A client-held cursor: compares what `app` says it holds with the
+    /// head, and returns the head when it differs, with the head compared
+    /// (so an answer and its `ETag` agree). Unless `look` is
+    /// [`Look::Peek`], records the acknowledgement and what was sent; the
+    /// server-held cursor is not touched.
+    pub fn compare(
         &self,
         app: &AppName,
-        held: ChangeId,
-        head: Option<Arc<Head>>,
-        mode: Mode,
+        held: &ClientCursor,
         now: DateTime<Utc>,
-        long_poll: bool,
+        look: Look,
+    ) -> Compared {
+        let head = self.head();
+        let Some(held_id) = held.id(head.as_deref()) else {
+            return Compared { news: None, head };
+        };
+        let news = match look {
+            Look::Deliver { long_poll } => self
+                .update(app, |consumer| {
+                    consumer.holds(held_id, head.as_deref(), held.mode(), now, long_poll)
+                })
+                .then(|| head.clone())
+                .flatten(),
+            Look::Peek => head.clone().filter(|head| head.change.id != held_id),
+        };
+        Compared { news, head }
+    }
+
+    /// A stream opening: the head to send first (none when the client's
+    /// `Last-Event-ID` already names it), recorded as sent.
+    pub fn open_stream(
+        &self,
+        app: &AppName,
+        last_event_id: Option<ChangeId>,
+        now: DateTime<Utc>,
     ) -> Option<Arc<Head>> {
-        self.update(app, |consumer| {
-            consumer.holds(held, head.as_deref(), mode, now, long_poll)
-        })
-        .then_some(head)
-        .flatten()
+        match last_event_id {
+            Some(held) => {
+                let held = ClientCursor::LastEventId(held);
+                self.compare(app, &held, now, Look::Deliver { long_poll: false })
+                    .news
+            }
+            None => {
+                let head = self.head()?;
+                self.streamed(app, &head, now);
+                Some(head)
+            }
+        }
     }
 
     /// Records that a stream pushed `head` to `app`.
@@ -250,6 +334,15 @@ mod tests {
     use crate::store::sqlite::SqliteStore;
     use secapp_domain::{ChangedAt, LevelRange, Version};
 
+    const DELIVER: Look = Look::Deliver { long_poll: false };
+
+    #[test]
+    fn a_list_of_etags_is_held_as_the_head_when_it_names_it() {
+        let held = ClientCursor::IfNoneMatch(Some(vec![ChangeId(3), ChangeId(9)]));
+        assert_eq!(held.id(None), Some(ChangeId(9)));
+        assert_eq!(ClientCursor::IfNoneMatch(None).id(None), None);
+    }
+
     fn change(level: i64, at: &str) -> NewChange {
         NewChange {
             level: LevelRange::default().level(level).unwrap(),
@@ -274,7 +367,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (hub, store) = open_hub(dir.path()).await;
         let app = AppName::parse("billing").unwrap();
-        assert!(hub.poll(&app, Utc::now(), false).is_none());
+        assert!(hub.poll(&app, Utc::now(), DELIVER).is_none());
         assert_eq!(hub.flush_consumers().await.unwrap(), 0);
         store.close().await.unwrap();
     }
@@ -288,16 +381,16 @@ mod tests {
             .unwrap();
         let told = AppName::parse("told").unwrap();
         let lost = AppName::parse("lost").unwrap();
-        assert!(hub.poll(&told, Utc::now(), false).is_some());
+        assert!(hub.poll(&told, Utc::now(), DELIVER).is_some());
         assert_eq!(hub.flush_consumers().await.unwrap(), 1);
-        assert!(hub.poll(&lost, Utc::now(), false).is_some());
+        assert!(hub.poll(&lost, Utc::now(), DELIVER).is_some());
         // `lost` is never flushed: as after a crash.
         store.close().await.unwrap();
         drop(hub);
 
         let (hub, store) = open_hub(dir.path()).await;
-        assert!(hub.poll(&told, Utc::now(), false).is_none());
-        let again = hub.poll(&lost, Utc::now(), false).unwrap();
+        assert!(hub.poll(&told, Utc::now(), DELIVER).is_none());
+        let again = hub.poll(&lost, Utc::now(), DELIVER).unwrap();
         assert_eq!(again.version, Version(1));
         store.close().await.unwrap();
     }
@@ -309,7 +402,7 @@ mod tests {
         hub.publish(change(3, "2026-03-01T12:00:00Z"))
             .await
             .unwrap();
-        hub.poll(&AppName::parse("a").unwrap(), Utc::now(), false)
+        hub.poll(&AppName::parse("a").unwrap(), Utc::now(), DELIVER)
             .unwrap();
         store.close().await.unwrap();
         assert!(hub.flush_consumers().await.is_err());

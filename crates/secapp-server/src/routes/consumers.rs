@@ -1,9 +1,7 @@
 //! `GET /secapp/consumers`: which applications hold the current state.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use chrono::SecondsFormat;
+use axum::extract::State;
 use secapp_api::{ConsumerView, ConsumersAnswer, SightingView};
 use std::collections::BTreeMap;
 
@@ -13,8 +11,8 @@ use utoipa::IntoParams;
 
 use crate::auth::AsViewer;
 use crate::error::ApiError;
-use crate::limits::Class;
-use crate::routes::poll::current_state;
+use crate::routes::extract::Query;
+use crate::routes::wire;
 use crate::state::AppState;
 
 /// Filters for the consumer list.
@@ -53,11 +51,9 @@ pub struct ConsumersParams {
 )]
 pub async fn consumers(
     State(state): State<AppState>,
-    principal: AsViewer,
-    query: Result<Query<ConsumersParams>, QueryRejection>,
+    _viewer: AsViewer,
+    Query(params): Query<ConsumersParams>,
 ) -> Result<Json<ConsumersAnswer>, ApiError> {
-    state.limits.check(&principal.app, Class::Read)?;
-    let Query(params) = query?;
     let head = state.hub.head();
     let head_id = head.as_ref().map(|head| head.change.id);
     // Registered consumers the server never heard from are listed too: an
@@ -87,7 +83,7 @@ pub async fn consumers(
         .filter(|view| params.behind.is_none_or(|behind| view.behind == behind))
         .collect();
     Ok(Json(ConsumersAnswer {
-        head: head.as_deref().map(current_state),
+        head: head.as_deref().map(wire::current_state),
         consumers,
     }))
 }
@@ -95,7 +91,7 @@ pub async fn consumers(
 fn view(sighting: Sighting) -> SightingView {
     SightingView {
         status_change_id: sighting.id.0,
-        at: sighting.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        at: secapp_domain::shown(sighting.at),
         mode: sighting.mode.as_str().to_owned(),
         long_poll: sighting.long_poll,
     }

@@ -1,9 +1,8 @@
 //! `GET /secapp/history`: every published change, newest first, in pages.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use chrono::{DateTime, SecondsFormat, Utc};
+use axum::extract::State;
+use chrono::{DateTime, Utc};
 use secapp_api::{HistoryAnswer, HistoryEntry};
 use secapp_domain::AppName;
 use serde::Deserialize;
@@ -11,15 +10,11 @@ use utoipa::IntoParams;
 
 use crate::auth::AsViewer;
 use crate::error::ApiError;
-use crate::limits::Class;
-use crate::routes::params::parse_id;
+use crate::routes::extract::Query;
+use crate::routes::params::{parse_id, parse_limit};
+use crate::routes::wire;
 use crate::state::AppState;
 use crate::store::HistoryQuery;
-
-/// Entries per page when `limit` is not given.
-const DEFAULT_LIMIT: u32 = 100;
-/// The most entries one page holds.
-const MAX_LIMIT: u32 = 1000;
 
 /// Paging and filters. Kept as text so a bad value gets our own error.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -68,17 +63,13 @@ pub struct HistoryParams {
 )]
 pub async fn history(
     State(state): State<AppState>,
-    principal: AsViewer,
-    query: Result<Query<HistoryParams>, QueryRejection>,
+    _viewer: AsViewer,
+    Query(params): Query<HistoryParams>,
 ) -> Result<Json<HistoryAnswer>, ApiError> {
-    state.limits.check(&principal.app, Class::Read)?;
-    let Query(params) = query?;
     let query = params.read()?;
     let limit = query.limit;
     let entries = state.hub.history(query).await?;
-    let next_before = (entries.len() == limit as usize)
-        .then(|| entries.last().map(|entry| entry.id.0))
-        .flatten();
+    let next_before = wire::next_before(&entries, limit, |entry| entry.id.0);
     let changes = entries
         .into_iter()
         .map(|entry| HistoryEntry {
@@ -86,9 +77,7 @@ pub async fn history(
             current_status: entry.level.get(),
             change_at: entry.changed_at.to_string(),
             published_by: entry.published_by,
-            received_at: entry
-                .received_at
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            received_at: secapp_domain::shown(entry.received_at),
             source_address: entry.source,
             token_id: entry.token_id,
             outcome: entry.outcome.as_str().to_owned(),
@@ -98,20 +87,6 @@ pub async fn history(
         changes,
         next_before,
     }))
-}
-
-/// A page size: 1 to 1000, 100 when not given.
-pub(crate) fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
-    match raw {
-        None => Ok(DEFAULT_LIMIT),
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| {
-                ApiError::InvalidQuery("limit must be an integer from 1 to 1000".to_owned())
-            }),
-    }
 }
 
 impl HistoryParams {

@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod body;
 pub mod consumers;
+pub mod extract;
 pub mod health;
 pub mod history;
 pub mod openapi;
@@ -25,6 +26,7 @@ pub mod params;
 pub mod poll;
 pub mod publish;
 pub mod stream;
+pub mod wire;
 
 use std::any::Any;
 

@@ -123,6 +123,25 @@ fn shorten(raw: &str) -> String {
     raw.chars().take(40).collect()
 }
 
+/// Entries per page of a paged list when `limit` is not given.
+const DEFAULT_LIMIT: u32 = 100;
+/// The most entries one page holds.
+const MAX_LIMIT: u32 = 1000;
+
+/// A page size: 1 to 1000, 100 when not given.
+pub fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+            .ok_or_else(|| {
+                ApiError::InvalidQuery("limit must be an integer from 1 to 1000".to_owned())
+            }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

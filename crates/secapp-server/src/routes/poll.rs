@@ -4,23 +4,21 @@
 //! - **Server-held cursor** (the prototype's model): no `after`, no
 //!   `If-None-Match`. Each application is told each new head once.
 //! - **`?after=<id>`**: the client holds the cursor; `{}` only when `id` is
-//!   the head. Touches no server cursor, so any replica answers it from memory.
+//!   the head. No server-held cursor is read or moved; the client's
+//!   acknowledgement is recorded (in memory, written back in batches).
 //! - **`If-None-Match: "<id>"`**: the same, answered `304 Not Modified`.
 //!
 //! With `?wait=<seconds>` the request is held until the answer would not be
 //! empty, the wait ends, or the server shuts down.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, Utc};
-use secapp_api::{
-    CurrentState, Empty, POLL_AFTER_HEADER, PollAnswer, SERVER_TIME_HEADER, STATE_AGE_HEADER,
-};
-use secapp_domain::{AppName, ChangeId, Head, Mode, Role};
+use chrono::{DateTime, Utc};
+use secapp_api::{Empty, POLL_AFTER_HEADER, PollAnswer, SERVER_TIME_HEADER, STATE_AGE_HEADER};
+use secapp_domain::{ChangeId, Head, Role};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +26,10 @@ use utoipa::IntoParams;
 
 use crate::auth::AsConsumer;
 use crate::error::ApiError;
-use crate::limits::Class;
+use crate::hub::{ClientCursor, Compared, Look};
+use crate::routes::extract::Query;
 use crate::routes::params::{self, Tags};
+use crate::routes::wire;
 use crate::state::AppState;
 
 /// Query parameters of a poll. Kept as text so a bad value gets our own
@@ -47,17 +47,6 @@ pub struct PollParams {
     /// (55 s by default).
     #[param(value_type = Option<f64>, minimum = 0, example = 30)]
     wait: Option<String>,
-}
-
-/// Which cursor the client uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Held {
-    /// The server-held cursor.
-    Server,
-    /// `?after=<id>`.
-    After(ChangeId),
-    /// `If-None-Match`: `None` for `*` (any current state).
-    IfNoneMatch(Option<Vec<ChangeId>>),
 }
 
 /// The `If-None-Match` header, parsed: `None` when not sent or empty.
@@ -101,37 +90,13 @@ impl PollParams {
     }
 }
 
-impl Held {
-    /// `If-None-Match` wins over `after`; either is checked anyway.
-    fn new(after: Option<ChangeId>, if_none_match: IfNoneMatch) -> Self {
-        match (if_none_match.0, after) {
-            (Some(held), _) => Self::IfNoneMatch(held),
-            (None, Some(id)) => Self::After(id),
-            (None, None) => Self::Server,
-        }
-    }
-
-    /// The state the client holds, given the current head; `None` when the
-    /// client said `*` and there is no head.
-    fn id(&self, head: Option<&Head>) -> Option<ChangeId> {
-        let head_id = head.map(|h| h.change.id);
-        match self {
-            Self::Server => None,
-            Self::After(id) => Some(*id),
-            Self::IfNoneMatch(None) => head_id,
-            Self::IfNoneMatch(Some(ids)) => match head_id {
-                Some(head_id) if ids.contains(&head_id) => Some(head_id),
-                _ => ids.iter().max().copied(),
-            },
-        }
-    }
-
-    fn mode(&self) -> Mode {
-        match self {
-            Self::Server => Mode::Poll,
-            Self::After(_) => Mode::After,
-            Self::IfNoneMatch(_) => Mode::IfNoneMatch,
-        }
+/// The cursor the client holds, if any: `If-None-Match` wins over `after`
+/// (either is checked anyway); with neither, the server holds the cursor.
+fn client_cursor(after: Option<ChangeId>, if_none_match: IfNoneMatch) -> Option<ClientCursor> {
+    match (if_none_match.0, after) {
+        (Some(held), _) => Some(ClientCursor::IfNoneMatch(held)),
+        (None, Some(id)) => Some(ClientCursor::After(id)),
+        (None, None) => None,
     }
 }
 
@@ -182,15 +147,19 @@ pub async fn poll(
     method: Method,
     principal: AsConsumer,
     if_none_match: IfNoneMatch,
-    query: Result<Query<PollParams>, QueryRejection>,
+    Query(params): Query<PollParams>,
 ) -> Result<Response, ApiError> {
-    state.limits.check(&principal.app, Class::Read)?;
-    let Query(params) = query?;
     let (after, wait) = params.read(state.max_wait)?;
-    let held = Held::new(after, if_none_match);
+    let held = client_cursor(after, if_none_match);
     // axum answers HEAD with the GET handler; a HEAD answer has no body, so
     // it must record nothing.
-    let record = method != Method::HEAD;
+    let look = if method == Method::HEAD {
+        Look::Peek
+    } else {
+        Look::Deliver {
+            long_poll: wait.is_some(),
+        }
+    };
     let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
     // Only a long poll subscribes: a plain poll need not touch the channels.
     let mut changes = wait.map(|_| state.hub.watch());
@@ -207,14 +176,21 @@ pub async fn poll(
         if let Some(changes) = &mut changes {
             changes.borrow_and_update();
         }
-        let looked = look(&state, &principal.app, &held, record, wait.is_some(), now);
+        let looked = match &held {
+            None => Compared {
+                news: state.hub.poll(&principal.app, now, look),
+                head: None,
+            },
+            Some(held) => state.hub.compare(&principal.app, held, now, look),
+        };
         if let Some(head) = looked.news {
-            let mut response = Json(PollAnswer::Changed(current_state(&head))).into_response();
+            let mut response =
+                Json(PollAnswer::Changed(wire::current_state(&head))).into_response();
             set_etag(&mut response, &head);
             pace(&state, &mut response, Some(&head), wait.is_some(), now);
             return Ok(response);
         }
-        seen = looked.seen;
+        seen = looked.head;
         let (Some(deadline), Some(changes), Some(access_changes)) =
             (deadline, &mut changes, &mut access_changes)
         else {
@@ -230,7 +206,7 @@ pub async fn poll(
         principal.recheck(&state, Role::Consume)?;
     }
     let mut response = match (&held, &seen) {
-        (Held::IfNoneMatch(_), Some(head)) => {
+        (Some(ClientCursor::IfNoneMatch(_)), Some(head)) => {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             set_etag(&mut response, head);
             response
@@ -243,58 +219,6 @@ pub async fn poll(
     let head = seen.or_else(|| state.hub.head());
     pace(&state, &mut response, head.as_deref(), wait.is_some(), now);
     Ok(response)
-}
-
-/// What one look at the state found.
-struct Looked {
-    /// The head, if it is news to this client.
-    news: Option<Arc<Head>>,
-    /// For a client-held cursor, the head it was compared with.
-    seen: Option<Arc<Head>>,
-}
-
-/// One look at the state.
-fn look(
-    state: &AppState,
-    app: &AppName,
-    held: &Held,
-    record: bool,
-    long_poll: bool,
-    now: DateTime<Utc>,
-) -> Looked {
-    if *held == Held::Server {
-        let news = if record {
-            state.hub.poll(app, now, long_poll)
-        } else {
-            state.hub.peek(app)
-        };
-        return Looked { news, seen: None };
-    }
-    let head = state.hub.head();
-    let Some(held_id) = held.id(head.as_deref()) else {
-        return Looked {
-            news: None,
-            seen: head,
-        };
-    };
-    let news = if record {
-        state
-            .hub
-            .holds(app, held_id, head.clone(), held.mode(), now, long_poll)
-    } else {
-        head.clone().filter(|head| head.change.id != held_id)
-    };
-    Looked { news, seen: head }
-}
-
-/// The wire form of a head.
-#[must_use]
-pub fn current_state(head: &Head) -> CurrentState {
-    CurrentState {
-        current_status: head.change.level.get(),
-        status_change_id: head.change.id.0,
-        change_at: head.change.changed_at.to_string(),
-    }
 }
 
 fn set_etag(response: &mut Response, head: &Head) {
@@ -331,19 +255,7 @@ fn pace(
             .max(0);
         headers.insert(STATE_AGE_HEADER, HeaderValue::from(age));
     }
-    if let Ok(time) = HeaderValue::from_str(&now.to_rfc3339_opts(SecondsFormat::Millis, true)) {
+    if let Ok(time) = HeaderValue::from_str(&secapp_domain::shown(now)) {
         headers.insert(SERVER_TIME_HEADER, time);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_list_of_etags_is_held_as_the_head_when_it_names_it() {
-        let held = Held::IfNoneMatch(Some(vec![ChangeId(3), ChangeId(9)]));
-        assert_eq!(held.id(None), Some(ChangeId(9)));
-        assert_eq!(Held::IfNoneMatch(None).id(None), None);
     }
 }

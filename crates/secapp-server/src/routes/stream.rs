@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use secapp_domain::{AppName, ChangeId, Head, Mode, Role};
+use secapp_domain::{AppName, ChangeId, Head, Role};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
@@ -24,9 +24,8 @@ use crate::access::{Access, TokenUse};
 use crate::auth::{AsConsumer, single};
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::limits::Class;
 use crate::routes::params;
-use crate::routes::poll::current_state;
+use crate::routes::wire;
 use crate::state::AppState;
 use crate::streams::StreamPermit;
 
@@ -60,28 +59,11 @@ pub async fn stream(
     principal: AsConsumer,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state.limits.check(&principal.app, Class::Read)?;
     let last_event_id = params::parse_last_event_id(single(&headers, "Last-Event-ID")?)?;
     let permit = state.streams.acquire(&principal.app)?;
     let changes = state.hub.watch();
     let now = state.clock.now();
-    let first = match last_event_id {
-        Some(held) => state.hub.holds(
-            &principal.app,
-            held,
-            state.hub.head(),
-            Mode::Stream,
-            now,
-            false,
-        ),
-        None => {
-            let head = state.hub.head();
-            if let Some(head) = &head {
-                state.hub.streamed(&principal.app, head, now);
-            }
-            head
-        }
-    };
+    let first = state.hub.open_stream(&principal.app, last_event_id, now);
     let watcher = Watcher {
         hub: state.hub.clone(),
         app: principal.0.app,
@@ -186,7 +168,7 @@ async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
 }
 
 fn event(head: &Head) -> Event {
-    let data = serde_json::to_string(&current_state(head)).unwrap_or_default();
+    let data = serde_json::to_string(&wire::current_state(head)).unwrap_or_default();
     Event::default().id(head.change.id.to_string()).data(data)
 }
 

@@ -9,8 +9,7 @@
 pub mod views;
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secapp_api::admin::{
@@ -23,17 +22,12 @@ use utoipa::IntoParams;
 use crate::access::{Actor, validate};
 use crate::auth::{AsAdmin, SourceAddress};
 use crate::error::ApiError;
-use crate::limits::Class;
 use crate::routes::body::JsonBody;
-use crate::routes::history::parse_limit;
-use crate::routes::params::parse_id;
+use crate::routes::extract::{Path, Query};
+use crate::routes::params::{parse_id, parse_limit};
+use crate::routes::wire;
 use crate::state::AppState;
 use crate::store::AuditQuery;
-
-/// Admin requests count against the caller's read allowance.
-fn admitted(state: &AppState, admin: &AsAdmin) -> Result<(), ApiError> {
-    state.limits.check(&admin.app, Class::Read)
-}
 
 fn actor(admin: &AsAdmin, source: SourceAddress) -> Actor {
     Actor {
@@ -55,9 +49,8 @@ fn actor(admin: &AsAdmin, source: SourceAddress) -> Actor {
 )]
 pub async fn list_apps(
     State(state): State<AppState>,
-    admin: AsAdmin,
+    _admin: AsAdmin,
 ) -> Result<Json<AppsAnswer>, ApiError> {
-    admitted(&state, &admin)?;
     Ok(Json(AppsAnswer {
         apps: state
             .access
@@ -88,7 +81,6 @@ pub async fn create_app(
     source: SourceAddress,
     JsonBody(new): JsonBody<NewApp>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
-    admitted(&state, &admin)?;
     let spec = validate::new_app(new)?;
     let now = state.clock.now();
     let details = state
@@ -112,11 +104,9 @@ pub async fn create_app(
 )]
 pub async fn show_app(
     State(state): State<AppState>,
-    admin: AsAdmin,
-    name: Result<Path<String>, PathRejection>,
+    _admin: AsAdmin,
+    Path(name): Path<String>,
 ) -> Result<Json<AppView>, ApiError> {
-    admitted(&state, &admin)?;
-    let Path(name) = name?;
     Ok(Json(views::app(
         &state.access.app(&name)?,
         state.clock.now(),
@@ -143,11 +133,9 @@ pub async fn update_app(
     State(state): State<AppState>,
     admin: AsAdmin,
     source: SourceAddress,
-    name: Result<Path<String>, PathRejection>,
+    Path(name): Path<String>,
     JsonBody(patch): JsonBody<AppPatch>,
 ) -> Result<Json<AppView>, ApiError> {
-    admitted(&state, &admin)?;
-    let Path(name) = name?;
     // An unknown application is told before a bad field.
     state.access.app(&name)?;
     let changes = validate::app_patch(patch)?;
@@ -179,11 +167,9 @@ pub async fn issue_token(
     State(state): State<AppState>,
     admin: AsAdmin,
     source: SourceAddress,
-    name: Result<Path<String>, PathRejection>,
+    Path(name): Path<String>,
     JsonBody(new): JsonBody<NewToken>,
 ) -> Result<Response, ApiError> {
-    admitted(&state, &admin)?;
-    let Path(name) = name?;
     let now = state.clock.now();
     let spec = validate::new_token(new, now)?;
     let issued = state
@@ -220,11 +206,9 @@ pub struct TokensParams {
 )]
 pub async fn list_tokens(
     State(state): State<AppState>,
-    admin: AsAdmin,
-    query: Result<Query<TokensParams>, QueryRejection>,
+    _admin: AsAdmin,
+    Query(params): Query<TokensParams>,
 ) -> Result<Json<TokensAnswer>, ApiError> {
-    admitted(&state, &admin)?;
-    let Query(params) = query?;
     let now = state.clock.now();
     let tokens = state
         .access
@@ -253,10 +237,8 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     admin: AsAdmin,
     source: SourceAddress,
-    id: Result<Path<String>, PathRejection>,
+    Path(id): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
-    admitted(&state, &admin)?;
-    let Path(id) = id?;
     let now = state.clock.now();
     let listing = state
         .access
@@ -311,17 +293,13 @@ impl AuditParams {
 )]
 pub async fn audit(
     State(state): State<AppState>,
-    admin: AsAdmin,
-    query: Result<Query<AuditParams>, QueryRejection>,
+    _admin: AsAdmin,
+    Query(params): Query<AuditParams>,
 ) -> Result<Json<AuditAnswer>, ApiError> {
-    admitted(&state, &admin)?;
-    let Query(params) = query?;
     let query = params.read()?;
     let limit = query.limit;
     let records = state.access.audit(query).await?;
-    let next_before = (records.len() == limit as usize)
-        .then(|| records.last().map(|record| record.id))
-        .flatten();
+    let next_before = wire::next_before(&records, limit, |record| record.id);
     let events = records
         .into_iter()
         .map(|record| AuditEntry {
@@ -354,9 +332,8 @@ pub async fn audit(
 )]
 pub async fn auth_failures(
     State(state): State<AppState>,
-    admin: AsAdmin,
+    _admin: AsAdmin,
 ) -> Result<Json<AuthFailuresAnswer>, ApiError> {
-    admitted(&state, &admin)?;
     let report = state.access.failures.report();
     Ok(Json(AuthFailuresAnswer {
         total: report.total,
