@@ -8,7 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Sse, SseReader, TOKEN, TestApp, refused, spawn_app, spawn_app_with, status_and_json,
+    Api, Sse, SseReader, TOKEN, TestApp, refused, spawn_app, spawn_app_with, status_and_json,
+    with_shared_token,
 };
 
 /// Everything a refusal must leave unchanged, read with the admin token.
@@ -248,7 +249,7 @@ async fn publish_with(app: &TestApp, token: &str, level: i64, at: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_and_fifty_consumers_rotate_a_token_without_missing_a_change() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(with_shared_token).await;
     let producer = app.register("security-team", &["publish"]).await;
     let mut consumers = Vec::new();
     for n in 0..50 {
@@ -332,12 +333,13 @@ async fn a_producer_and_fifty_consumers_rotate_a_token_without_missing_a_change(
         "app_name_mismatch",
     )
     .await;
-    let (status, body) = app.api().poll(&consumers[2].0).await;
+    let shared = Api::shared(app.client.clone(), &app.base, TOKEN);
+    let (status, body) = shared.poll(&consumers[2].0).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("shared_token_not_allowed"))
     );
-    assert_eq!(app.api().poll("unregistered-legacy").await.0, 200);
+    assert_eq!(shared.poll("unregistered-legacy").await.0, 200);
 
     // The history says who published what, with which token.
     let (_, history) = app.admin_json(Method::GET, "/secapp/history", None).await;
@@ -591,7 +593,11 @@ const PATIENCE: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_stream_ends_once_its_caller_is_no_longer_admitted() {
-    let app = spawn_app_with(|config| config.heartbeat = Duration::from_millis(200)).await;
+    let app = spawn_app_with(|config| {
+        config.heartbeat = Duration::from_millis(200);
+        with_shared_token(config);
+    })
+    .await;
     let producer = app.register("security-team", &["publish"]).await;
     publish_with(&app, &producer, 2, "2026-03-01T12:00:00Z").await;
     let (revoked, revoked_id) = {

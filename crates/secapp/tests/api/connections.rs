@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::helpers::{SseReader, TOKEN, TestApp, spawn_app_with};
+use crate::helpers::{SseReader, TestApp, spawn_app_with};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -61,9 +61,7 @@ async fn polls_normally(app: &TestApp) {
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    let (status, _) = crate::helpers::Api::new(client, &app.base, TOKEN)
-        .poll("bystander")
-        .await;
+    let (status, _) = app.api().with_client(client).poll("bystander").await;
     assert_eq!(status, 200);
 }
 
@@ -98,9 +96,10 @@ async fn a_silent_socket_and_a_slow_head_are_cut_at_the_header_timeout_while_oth
 #[tokio::test]
 async fn a_slow_body_is_answered_408_at_the_body_timeout_while_others_poll() {
     let app = spawn_app_with(short_timeouts).await;
+    let token = app.api().token("slowpoke").await;
     let mut socket = connect(&app).await;
     let head = format!(
-        "POST /secapp/update HTTP/1.1\r\nHost: x\r\nApp-name: slowpoke\r\nToken: {TOKEN}\r\n\
+        "POST /secapp/update HTTP/1.1\r\nHost: x\r\nApp-name: slowpoke\r\nToken: {token}\r\n\
          Content-Length: 60\r\n\r\n{{\"current_status\""
     );
     socket.write_all(head.as_bytes()).await.unwrap();
@@ -120,9 +119,10 @@ async fn a_slow_body_is_answered_408_at_the_body_timeout_while_others_poll() {
 #[tokio::test]
 async fn a_declared_body_over_the_limit_is_refused_at_once() {
     let app = spawn_app_with(short_timeouts).await;
+    let token = app.api().token("bulky").await;
     let mut socket = connect(&app).await;
     let head = format!(
-        "POST /secapp/update HTTP/1.1\r\nHost: x\r\nApp-name: bulky\r\nToken: {TOKEN}\r\n\
+        "POST /secapp/update HTTP/1.1\r\nHost: x\r\nApp-name: bulky\r\nToken: {token}\r\n\
          Content-Length: 1000000000000\r\n\r\n"
     );
     socket.write_all(head.as_bytes()).await.unwrap();
@@ -150,6 +150,7 @@ async fn an_idle_keep_alive_connection_is_closed_but_not_a_stream_or_a_held_long
             "/secapp/update?after=0&wait=5",
             "waiter",
         )
+        .await
         .send();
     let long_poll = tokio::spawn(long_poll);
     let (answer, took) = read_to_close(&mut idle).await;
@@ -181,13 +182,11 @@ async fn at_the_connection_cap_open_clients_keep_working_and_the_server_recovers
     // that also publishes.
     let api = app.api();
     let mut stream = SseReader::new(SseReader::open(&api, "watcher", &[]).await);
-    let poller = crate::helpers::Api::new(
+    let poller = app.api().with_client(
         reqwest::Client::builder()
             .pool_max_idle_per_host(1)
             .build()
             .unwrap(),
-        &app.base,
-        TOKEN,
     );
     let (status, _) = poller.poll("poller").await;
     assert_eq!(status, 200);

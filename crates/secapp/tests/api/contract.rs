@@ -122,11 +122,13 @@ async fn a_publish_without_change_at_takes_the_time_of_receipt() {
 #[tokio::test]
 async fn header_names_are_case_insensitive_and_the_body_needs_no_content_type() {
     let app = spawn_app().await;
+    let producer = app.api().token("security").await;
+    let token = app.api().token("billing").await;
     let response = app
         .client
         .post(app.url("/secapp/update"))
         .header("app-name", "security")
-        .header("TOKEN", crate::helpers::TOKEN)
+        .header("TOKEN", producer.as_str())
         .body(r#"{"current_status": 3, "Change_at": "2026-03-01T12:00:00Z"}"#)
         .send()
         .await
@@ -136,7 +138,7 @@ async fn header_names_are_case_insensitive_and_the_body_needs_no_content_type() 
         .client
         .get(app.url("/secapp/update"))
         .header("APP-NAME", "billing")
-        .header("token", crate::helpers::TOKEN)
+        .header("token", token.as_str())
         .send()
         .await
         .unwrap();
@@ -153,6 +155,7 @@ async fn a_head_request_does_not_count_as_telling_the_app() {
     api.publish("security", 3, "2026-03-01T12:00:00Z").await;
     let response = app
         .request_as(reqwest::Method::HEAD, "/secapp/update", "billing")
+        .await
         .send()
         .await
         .unwrap();
@@ -165,6 +168,7 @@ async fn poll_answers_are_not_cacheable() {
     let app = spawn_app().await;
     let response = app
         .request_as(reqwest::Method::GET, "/secapp/update", "billing")
+        .await
         .send()
         .await
         .unwrap();

@@ -6,13 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Api, ServerProcess};
-
-const TOKEN: &str = "durability-token-0123456789";
-
-fn api(client: &reqwest::Client, base: &str) -> Api {
-    Api::new(client.clone(), base, TOKEN)
-}
+use crate::helpers::{Api, ServerProcess, register_offline};
 
 /// Every change recorded in the data dir's database: id → (level, Change_at).
 fn recorded_changes(data_dir: &std::path::Path) -> BTreeMap<i64, (i64, String)> {
@@ -30,12 +24,17 @@ fn recorded_changes(data_dir: &std::path::Path) -> BTreeMap<i64, (i64, String)> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_change_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[("SECAPP_API_TOKEN", TOKEN)]);
-    let base = server.base();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let api = Api::own_tokens(
+        reqwest::Client::new(),
+        &server.base(),
+        &server.admin_token(),
+    );
+    api.token("producer").await;
     let acked: Arc<Mutex<BTreeMap<i64, (i64, String)>>> = Arc::default();
     let mut producers = tokio::task::JoinSet::new();
     for producer in 0..8_i64 {
-        let base = base.clone();
+        let api = api.clone();
         let acked = acked.clone();
         producers.spawn(async move {
             let client = reqwest::Client::builder()
@@ -52,7 +51,10 @@ async fn every_acknowledged_change_survives_kill_9() {
                     producer
                 );
                 let body = json!({"current_status": level, "Change_at": at}).to_string();
-                let Ok(response) = api(&client, &base).try_publish_raw("producer", body).await
+                let Ok(response) = api
+                    .with_client(client.clone())
+                    .try_publish_raw("producer", body)
+                    .await
                 else {
                     return; // the server is gone
                 };
@@ -86,51 +88,48 @@ async fn every_acknowledged_change_survives_kill_9() {
 
     // The restarted server's head is the latest Change_at among what was
     // recorded (first recorded on a tie), and ids continue after the last one.
-    let server = ServerProcess::start(dir.path(), &[("SECAPP_API_TOKEN", TOKEN)]);
-    let base = server.base();
-    let client = reqwest::Client::new();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let api = api.at(&server.base());
     let expected = recorded
         .iter()
         .max_by(|(a_id, (_, a_at)), (b_id, (_, b_at))| a_at.cmp(b_at).then(b_id.cmp(a_id)))
         .map(|(id, (level, at))| json!({"current_status": level, "status_change_id": id, "Change_at": at}))
         .unwrap();
-    assert_eq!(api(&client, &base).poll("checker").await.1, expected);
-    let next = api(&client, &base)
-        .publish("producer", 1, "2026-03-02T00:00:00Z")
-        .await;
+    assert_eq!(api.poll("checker").await.1, expected);
+    let next = api.publish("producer", 1, "2026-03-02T00:00:00Z").await;
     assert!(next > *recorded.keys().last().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_restart_keeps_ids_the_head_and_every_cursor() {
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
-    let server = ServerProcess::start(dir.path(), &[("SECAPP_API_TOKEN", TOKEN)]);
-    let base = server.base();
-    let first = api(&client, &base)
-        .publish("security", 4, "2026-03-01T12:00:00Z")
-        .await;
-    let (_, told) = api(&client, &base).poll("told-before").await;
+    let server = ServerProcess::start(dir.path(), &[]);
+    let api = Api::own_tokens(
+        reqwest::Client::new(),
+        &server.base(),
+        &server.admin_token(),
+    );
+    api.token("not-told-before").await;
+    let first = api.publish("security", 4, "2026-03-01T12:00:00Z").await;
+    let (_, told) = api.poll("told-before").await;
     assert_eq!(told["status_change_id"], json!(first));
     // Exit straight after the poll: the cursor is written back at shutdown,
     // not only by the periodic flush.
     assert_eq!(server.terminate(), Some(0), "a SIGTERM shutdown exits 0");
 
-    let server = ServerProcess::start(dir.path(), &[("SECAPP_API_TOKEN", TOKEN)]);
-    let base = server.base();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let api = api.at(&server.base());
     assert_eq!(
-        api(&client, &base).poll("told-before").await.1,
+        api.poll("told-before").await.1,
         json!({}),
         "told again after restart"
     );
-    let (_, untold) = api(&client, &base).poll("not-told-before").await;
+    let (_, untold) = api.poll("not-told-before").await;
     assert_eq!(untold["status_change_id"], json!(first));
     assert_eq!(untold["current_status"], json!(4));
-    let second = api(&client, &base)
-        .publish("security", 5, "2026-03-01T13:00:00Z")
-        .await;
+    let second = api.publish("security", 5, "2026-03-01T13:00:00Z").await;
     assert!(second > first);
-    let (_, news) = api(&client, &base).poll("told-before").await;
+    let (_, news) = api.poll("told-before").await;
     assert_eq!(
         news["status_change_id"],
         json!(second),
@@ -170,12 +169,13 @@ fn sigint_lets_a_request_in_flight_finish_before_exiting_0() {
     use std::io::{Read as _, Write as _};
 
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[("SECAPP_API_TOKEN", TOKEN)]);
+    let token = register_offline(dir.path(), "late", "publish");
+    let server = ServerProcess::start(dir.path(), &[]);
     let body = r#"{"current_status": 5, "Change_at": "2026-03-01T12:00:00Z"}"#;
     let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
     write!(
         stream,
-        "POST /secapp/update HTTP/1.1\r\nHost: x\r\nApp-name: late\r\nToken: {TOKEN}\r\n\
+        "POST /secapp/update HTTP/1.1\r\nHost: x\r\nApp-name: late\r\nToken: {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )

@@ -1,23 +1,36 @@
 //! Starting real servers for tests: in-process on port 0 with a fresh data dir
 //! ([`spawn_app`]), or as the real `secapp` binary ([`ServerProcess`]) for
 //! signals, `kill -9` and what the command prints.
+//!
+//! Every application a test names speaks with its own token, registered
+//! (with the `publish` and `consume` roles) through the admin API the first
+//! time the name is used ([`Api`]). The shared compatibility token is off
+//! unless a test turns it on ([`with_shared_token`], [`Api::shared`]): only
+//! the tests about it use it.
 
+use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use reqwest::{Client, Response};
-use secapp_api::{APP_NAME_HEADER, TOKEN_HEADER};
+use secapp_api::admin::{IssuedToken, NewApp, NewToken};
+use secapp_api::{APP_NAME_HEADER, HistoryAnswer, PublishAnswer, PublishRequest, TOKEN_HEADER};
 use secapp_server::Server;
 use secapp_server::config::Config;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-/// The token every in-process test server uses.
+/// The shared compatibility token, for the tests about it.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// Turns the shared-token compatibility mode on, with [`TOKEN`].
+pub fn with_shared_token(config: &mut Config) {
+    config.api_token = secapp_server::token::ApiToken::new(TOKEN.into());
+}
 
 /// A server running in this test process.
 pub struct TestApp {
@@ -26,6 +39,7 @@ pub struct TestApp {
     /// A token of `admin`, the application registered at first start.
     pub admin_token: String,
     pub data_dir: tempfile::TempDir,
+    api: Api,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), secapp_server::ServerError>>>,
 }
@@ -47,7 +61,6 @@ pub async fn spawn_app_in(
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
     let mut config = Config::new(data_dir.path());
-    config.api_token = secapp_server::token::ApiToken::new(TOKEN.into());
     // Tests publish and poll in bursts as one app; the rate-limit tests set
     // their own limits.
     config.publish_rate = 0;
@@ -81,9 +94,12 @@ pub async fn spawn_app_in(
     let task = tokio::spawn(server.run(listener, async {
         let _ = stopped.await;
     }));
+    let base = format!("http://{addr}");
+    let client = Client::new();
     TestApp {
-        base: format!("http://{addr}"),
-        client: Client::new(),
+        api: Api::own_tokens(client.clone(), &base, &admin_token),
+        base,
+        client,
         admin_token,
         data_dir,
         stop: Some(stop),
@@ -108,17 +124,14 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// A request to `path` as application `name`, with the test token.
-    pub fn request_as(
+    /// A request to `path` as application `name`, with its own token.
+    pub async fn request_as(
         &self,
         method: reqwest::Method,
         path: &str,
         name: &str,
     ) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .header(APP_NAME_HEADER, name)
-            .header(TOKEN_HEADER, TOKEN)
+        self.api().request(method, path, name).await
     }
 
     /// A request to `path` with the first admin token, as
@@ -158,12 +171,7 @@ impl TestApp {
 
     /// Registers `name` with `roles` and issues a token; returns the token.
     pub async fn register(&self, name: &str, roles: &[&str]) -> String {
-        let request = serde_json::json!({"name": name, "roles": roles});
-        let (status, body) = self
-            .admin_json(reqwest::Method::POST, "/admin/apps", Some(&request))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        self.issue_token(name, serde_json::json!({})).await.0
+        register(&self.client, &self.base, &self.admin_token, name, roles).await
     }
 
     /// Issues a token for `app` with the given request body; returns the
@@ -189,9 +197,84 @@ impl TestApp {
         );
     }
 
-    pub fn api(&self) -> Api {
-        Api::new(self.client.clone(), &self.base, TOKEN)
+    /// The `processed_id` of every recorded change, newest first (from the
+    /// history, read with the admin token).
+    pub async fn recorded(&self) -> Vec<i64> {
+        let response = self
+            .as_admin(reqwest::Method::GET, "/secapp/history?limit=1000")
+            .send()
+            .await
+            .expect("read the history");
+        assert_eq!(response.status(), 200);
+        let history: HistoryAnswer = response.json().await.expect("a history page");
+        history
+            .changes
+            .iter()
+            .map(|entry| entry.processed_id)
+            .collect()
     }
+
+    /// Speaks for applications with their own tokens; the same registry
+    /// of tokens on every call.
+    pub fn api(&self) -> Api {
+        self.api.clone()
+    }
+}
+
+/// Registers `name` with `roles` through the admin API and issues its
+/// token; returns the token.
+pub async fn register(
+    client: &Client,
+    base: &str,
+    admin_token: &str,
+    name: &str,
+    roles: &[&str],
+) -> String {
+    let status = create_app(client, base, admin_token, name, roles).await;
+    assert_eq!(status, 201, "registering {name}");
+    issue(client, base, admin_token, name).await
+}
+
+/// `POST /admin/apps`; returns the status (the body is printed on refusals).
+async fn create_app(
+    client: &Client,
+    base: &str,
+    admin_token: &str,
+    name: &str,
+    roles: &[&str],
+) -> u16 {
+    let new = NewApp {
+        name: name.to_owned(),
+        roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+        description: None,
+        owner: None,
+    };
+    let response = client
+        .post(format!("{base}/admin/apps"))
+        .bearer_auth(admin_token)
+        .json(&new)
+        .send()
+        .await
+        .expect("register");
+    let (status, body) = status_and_json(response).await;
+    if status != 201 {
+        eprintln!("registering {name}: {status} {body}");
+    }
+    status
+}
+
+/// Issues a token that never expires for `name`.
+async fn issue(client: &Client, base: &str, admin_token: &str, name: &str) -> String {
+    let response = client
+        .post(format!("{base}/admin/apps/{name}/tokens"))
+        .bearer_auth(admin_token)
+        .json(&NewToken::default())
+        .send()
+        .await
+        .expect("issue a token");
+    assert_eq!(response.status(), 201, "issuing a token for {name}");
+    let issued: IssuedToken = response.json().await.expect("an issued token");
+    issued.token
 }
 
 /// Speaks the wire contract to one server. Cheap to clone into tasks.
@@ -199,16 +282,111 @@ impl TestApp {
 pub struct Api {
     pub client: Client,
     pub base: String,
-    pub token: String,
+    credentials: Credentials,
+}
+
+/// How an [`Api`] authenticates as an application.
+#[derive(Clone)]
+enum Credentials {
+    /// Each application its own token, registered on first use with this
+    /// admin token; kept across restarts of the same data dir.
+    PerApp {
+        admin_token: String,
+        tokens: Arc<tokio::sync::Mutex<HashMap<String, String>>>,
+    },
+    /// The shared compatibility token, for any `App-name`.
+    Shared(String),
 }
 
 impl Api {
-    pub fn new(client: Client, base: &str, token: &str) -> Self {
+    /// Each application with its own token, registered with `admin_token`.
+    pub fn own_tokens(client: Client, base: &str, admin_token: &str) -> Self {
         Self {
             client,
             base: base.to_owned(),
-            token: token.to_owned(),
+            credentials: Credentials::PerApp {
+                admin_token: admin_token.to_owned(),
+                tokens: Arc::default(),
+            },
         }
+    }
+
+    /// Every application with the shared compatibility token.
+    pub fn shared(client: Client, base: &str, token: &str) -> Self {
+        Self {
+            client,
+            base: base.to_owned(),
+            credentials: Credentials::Shared(token.to_owned()),
+        }
+    }
+
+    /// The same applications and tokens over another client.
+    pub fn with_client(&self, client: Client) -> Self {
+        Self {
+            client,
+            ..self.clone()
+        }
+    }
+
+    /// The same applications and tokens at another address (the same data
+    /// dir served again).
+    pub fn at(&self, base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// The token `app` speaks with: its own, registered on first use.
+    pub async fn token(&self, app: &str) -> String {
+        match &self.credentials {
+            Credentials::Shared(token) => token.clone(),
+            Credentials::PerApp {
+                admin_token,
+                tokens,
+            } => {
+                let mut tokens = tokens.lock().await;
+                if let Some(token) = tokens.get(app) {
+                    return token.clone();
+                }
+                // Registered by an earlier server on the same data dir, or
+                // by the test itself: a new token for it will do.
+                let status = create_app(
+                    &self.client,
+                    &self.base,
+                    admin_token,
+                    app,
+                    &["publish", "consume"],
+                )
+                .await;
+                assert!(matches!(status, 201 | 409), "registering {app}: {status}");
+                let token = issue(&self.client, &self.base, admin_token, app).await;
+                tokens.insert(app.to_owned(), token.clone());
+                token
+            }
+        }
+    }
+
+    /// Speaks for `app` with `token` from now on (an application the test
+    /// registered itself, with the roles it chose).
+    pub async fn remember(&self, app: &str, token: &str) {
+        if let Credentials::PerApp { tokens, .. } = &self.credentials {
+            tokens.lock().await.insert(app.to_owned(), token.to_owned());
+        }
+    }
+
+    /// A request to `path` as `app`: `App-name` and its token.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        app: &str,
+    ) -> reqwest::RequestBuilder {
+        let token = self.token(app).await;
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .header(APP_NAME_HEADER, app)
+            .header(TOKEN_HEADER, token)
     }
 
     /// Publishes a raw body as `app`; `Err` when the server cannot be reached.
@@ -217,10 +395,8 @@ impl Api {
         app: &str,
         body: impl Into<reqwest::Body>,
     ) -> reqwest::Result<Response> {
-        self.client
-            .post(format!("{}/secapp/update", self.base))
-            .header(APP_NAME_HEADER, app)
-            .header(TOKEN_HEADER, &self.token)
+        self.request(reqwest::Method::POST, "/secapp/update", app)
+            .await
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -234,21 +410,24 @@ impl Api {
 
     /// Publishes `level` at `change_at` and returns the `processed_id`.
     pub async fn publish(&self, app: &str, level: i64, change_at: &str) -> i64 {
-        let body = serde_json::json!({"current_status": level, "Change_at": change_at});
-        let response = self.publish_raw(app, body.to_string()).await;
+        let request = PublishRequest {
+            current_status: level,
+            change_at: Some(change_at.to_owned()),
+        };
+        let body = serde_json::to_string(&request).expect("a publish request");
+        let response = self.publish_raw(app, body).await;
         let status = response.status();
-        let json: Value = response.json().await.expect("publish answer is JSON");
-        assert_eq!(status, 200, "publish refused: {json}");
-        json["processed_id"].as_i64().expect("processed_id")
+        let text = response.text().await.expect("publish answer");
+        assert_eq!(status, 200, "publish refused: {text}");
+        let answer: PublishAnswer = serde_json::from_str(&text).expect("a publish answer");
+        answer.processed_id
     }
 
     /// Polls as `app` and returns status and JSON body.
     pub async fn poll(&self, app: &str) -> (u16, Value) {
         let response = self
-            .client
-            .get(format!("{}/secapp/update", self.base))
-            .header(APP_NAME_HEADER, app)
-            .header(TOKEN_HEADER, &self.token)
+            .request(reqwest::Method::GET, "/secapp/update", app)
+            .await
             .send()
             .await
             .expect("send poll");
@@ -276,6 +455,23 @@ pub async fn status_and_json(response: Response) -> (u16, Value) {
     let json = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("answer with status {status} is not JSON ({e}): {text:?}"));
     (status, json)
+}
+
+/// Registers `app` with `role` on a stopped server's data dir with the
+/// offline command line; returns its first token.
+pub fn register_offline(data_dir: &Path, app: &str, role: &str) -> String {
+    let output = Command::new(binary())
+        .args(["apps", "add", app, "--role", role, "--json", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("SECAPP_SERVER")
+        .output()
+        .expect("run secapp apps add");
+    assert!(output.status.success(), "{output:?}");
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    answer["token"]["token"]
+        .as_str()
+        .expect("the issued token")
+        .to_owned()
 }
 
 /// The real `secapp` binary, serving a data dir on an ephemeral port.
@@ -359,6 +555,15 @@ impl ServerProcess {
         format!("http://{}", self.addr)
     }
 
+    /// The token of `admin` printed at the data dir's first start.
+    pub fn admin_token(&self) -> String {
+        self.stdout_lines
+            .iter()
+            .find_map(|line| line.trim().strip_prefix("admin token: "))
+            .expect("a first start prints the admin token")
+            .to_owned()
+    }
+
     /// Sends SIGTERM and waits for the exit status code.
     pub fn terminate(self) -> Option<i32> {
         self.signal("TERM");
@@ -411,10 +616,8 @@ impl SseReader {
     /// Opens `GET /secapp/stream` as `app`, with extra headers.
     pub async fn open(api: &Api, app: &str, headers: &[(&str, &str)]) -> Response {
         let mut request = api
-            .client
-            .get(format!("{}/secapp/stream", api.base))
-            .header(APP_NAME_HEADER, app)
-            .header(TOKEN_HEADER, &api.token);
+            .request(reqwest::Method::GET, "/secapp/stream", app)
+            .await;
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

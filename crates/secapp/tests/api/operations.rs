@@ -226,18 +226,15 @@ async fn the_shared_token_mode_generates_a_private_token_and_auto_keeps_it_on() 
     // from before per-application tokens upgrades without breaking clients.
     let server = ServerProcess::start(&data, &[]);
     assert!(!server.stdout_lines.join("\n").contains(&token));
-    let api = Api::new(reqwest::Client::new(), &server.base(), &token);
+    let api = Api::shared(reqwest::Client::new(), &server.base(), &token);
     assert_eq!(api.poll("billing").await, (200, serde_json::json!({})));
-    let wrong = Api {
-        token: "not-the-token".into(),
-        ..api.clone()
-    };
+    let wrong = Api::shared(reqwest::Client::new(), &server.base(), "not-the-token");
     assert_eq!(wrong.poll("billing").await.0, 401);
     assert_eq!(server.terminate(), Some(0));
 
     // Switched off, the same token is refused.
     let server = ServerProcess::start(&data, &[("SECAPP_SHARED_TOKEN", "off")]);
-    let api = Api::new(reqwest::Client::new(), &server.base(), &token);
+    let api = Api::shared(reqwest::Client::new(), &server.base(), &token);
     assert_eq!(api.poll("billing").await.0, 401);
     assert_eq!(server.terminate(), Some(0));
 }

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    Lcg, Sse, SseReader, TOKEN, TestApp, spawn_app, spawn_app_with, status_and_json,
-};
+use crate::helpers::{Lcg, Sse, SseReader, TestApp, spawn_app, spawn_app_with, status_and_json};
 
 const SECOND: Duration = Duration::from_secs(1);
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -22,11 +20,13 @@ async fn get(
     query: &str,
     headers: &[(&str, &str)],
 ) -> reqwest::Response {
-    let mut request = app.request_as(
-        reqwest::Method::GET,
-        &format!("/secapp/update{query}"),
-        name,
-    );
+    let mut request = app
+        .request_as(
+            reqwest::Method::GET,
+            &format!("/secapp/update{query}"),
+            name,
+        )
+        .await;
     for (header, value) in headers {
         request = request.header(*header, *value);
     }
@@ -42,16 +42,18 @@ fn etag(response: &reqwest::Response) -> Option<String> {
 
 /// Starts a poll (a long poll, given `wait` in `query`) in the background;
 /// resolves to its `Secapp-Poll-After`, status and body.
-fn spawn_long_poll(
+async fn spawn_long_poll(
     app: &TestApp,
     name: &str,
     query: &str,
 ) -> tokio::task::JoinHandle<(Option<String>, u16, Value)> {
-    let request = app.request_as(
-        reqwest::Method::GET,
-        &format!("/secapp/update{query}"),
-        name,
-    );
+    let request = app
+        .request_as(
+            reqwest::Method::GET,
+            &format!("/secapp/update{query}"),
+            name,
+        )
+        .await;
     tokio::spawn(async move {
         let response = request.send().await.unwrap();
         let poll_after = response
@@ -210,7 +212,7 @@ async fn a_long_poll_wakes_when_the_head_changes() {
         .api()
         .publish("security", 2, "2026-03-01T12:00:00Z")
         .await;
-    let waiting = spawn_long_poll(&app, "billing", &format!("?after={first}&wait=30"));
+    let waiting = spawn_long_poll(&app, "billing", &format!("?after={first}&wait=30")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !waiting.is_finished(),
@@ -244,7 +246,7 @@ async fn a_plain_long_poll_is_told_each_head_once() {
         .publish("security", 2, "2026-03-01T12:00:00Z")
         .await;
     app.api().poll("billing").await;
-    let waiting = spawn_long_poll(&app, "billing", "?wait=30");
+    let waiting = spawn_long_poll(&app, "billing", "?wait=30").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let id = app
         .api()
@@ -451,12 +453,13 @@ async fn a_stalled_reader_blocks_neither_publishers_nor_other_readers() {
     // A reader with a tiny receive window that never reads.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(1024).unwrap();
+    let token = api.token("stalled").await;
     let mut stalled = socket
         .connect(app.base.trim_start_matches("http://").parse().unwrap())
         .await
         .unwrap();
     stalled
-        .write_all(format!("GET /secapp/stream HTTP/1.1\r\nHost: x\r\nApp-name: stalled\r\nToken: {TOKEN}\r\n\r\n").as_bytes())
+        .write_all(format!("GET /secapp/stream HTTP/1.1\r\nHost: x\r\nApp-name: stalled\r\nToken: {token}\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut fast = SseReader::new(SseReader::open(&api, "fast", &[]).await);
@@ -486,7 +489,7 @@ async fn shutdown_ends_streams_and_answers_long_polls() {
     let id = api.publish("security", 3, "2026-03-01T12:00:00Z").await;
     let mut stream = SseReader::new(SseReader::open(&api, "billing", &[]).await);
     stream.next_event(PATIENCE).await.unwrap();
-    let long_poll = spawn_long_poll(&app, "b", &format!("?after={id}&wait=50"));
+    let long_poll = spawn_long_poll(&app, "b", &format!("?after={id}&wait=50")).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     app.stop().await;
@@ -503,6 +506,9 @@ async fn shutdown_ends_streams_and_answers_long_polls() {
 async fn the_consumer_report_says_who_holds_the_current_state() {
     let app = spawn_app_with(|config| config.heartbeat = Duration::from_millis(100)).await;
     let api = app.api();
+    // The producer only publishes: it is no consumer to report.
+    let producer = app.register("security", &["publish"]).await;
+    api.remember("security", &producer).await;
     let old = api.publish("security", 2, "2026-03-01T12:00:00Z").await;
     api.poll("plain").await; // sent `old` by a plain poll
     let id = api.publish("security", 4, "2026-03-01T12:05:00Z").await;
