@@ -42,12 +42,6 @@ impl StoreError {
     pub fn conflict(context: impl Into<String>) -> Self {
         Self::Conflict(Cause::new(context))
     }
-
-    /// Whether the same call may succeed if made again.
-    #[must_use]
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Conflict(_) | Self::Unavailable(_))
-    }
 }
 
 /// What failed, and the driver's error behind it (kept for the logs).
@@ -59,8 +53,7 @@ pub struct Cause {
 
 impl Cause {
     /// A cause with no underlying error.
-    #[must_use]
-    pub fn new(context: impl Into<String>) -> Self {
+    fn new(context: impl Into<String>) -> Self {
         Self {
             context: context.into(),
             source: None,
