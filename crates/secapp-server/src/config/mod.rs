@@ -43,6 +43,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Holds the SQLite database by default (and `api-token` in the
     /// shared-token mode); created if missing, locked while in use.
+    #[serde(deserialize_with = "path")]
     pub data_dir: PathBuf,
     /// The database; unset is SQLite in `data_dir`.
     pub database_url: Option<DatabaseUrl>,
@@ -219,6 +220,40 @@ pub enum ConfigError {
         "{API_TOKEN_ENV} must be printable ASCII with no spaces; unset it to use the token stored in the data dir"
     )]
     BadToken,
+}
+
+/// A path, also when the environment layer read it as a number or a
+/// boolean (`SECAPP_DATA_DIR=2026` is the directory `2026`).
+fn path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+    struct Path;
+    impl serde::de::Visitor<'_> for Path {
+        type Value = PathBuf;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a path")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(text))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(number.to_string()))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(number.to_string()))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(number.to_string()))
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, flag: bool) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(flag.to_string()))
+        }
+    }
+    deserializer.deserialize_any(Path)
 }
 
 /// The longest duration any setting takes: 100 years.

@@ -44,6 +44,8 @@ fn flags_beat_the_environment_which_beats_the_file_which_beats_the_defaults() {
         jail.set_env("SECAPP_MAX_LEVEL", "8");
         jail.set_env("SECAPP_MAX_WAIT", "300ms");
         jail.set_env("SECAPP_HEARTBEAT", "2s");
+        // A directory named like a number is still a directory.
+        jail.set_env("SECAPP_DATA_DIR", "2026");
         // Variables that are not settings are left alone.
         jail.set_env("SECAPP_SERVER", "http://elsewhere");
         jail.set_env("SECAPP_CONFIG", "ignored.toml");
@@ -54,6 +56,7 @@ fn flags_beat_the_environment_which_beats_the_file_which_beats_the_defaults() {
         assert_eq!(config.max_clock_skew, Duration::from_secs(30));
         assert_eq!(config.max_wait, Duration::from_millis(300));
         assert_eq!(config.heartbeat, Duration::from_secs(1));
+        assert_eq!(config.data_dir, PathBuf::from("2026"));
         Ok(())
     });
 }

@@ -5,7 +5,9 @@ use chrono::Utc;
 use secapp_domain::{AppName, ChangeId, Consumer, Mode, Outcome, Sighting, Version};
 
 use super::{Backend, change, cursor, keyed, now_micros};
-use crate::store::{ConsumerRecord, HistoryQuery, NewChange, Published};
+use std::sync::Arc;
+
+use crate::store::{ConsumerRecord, HistoryQuery, NewChange, Published, Recorded, Store};
 
 /// Ids increase, the latest `Change_at` wins, ties and older changes do not,
 /// and the head version counts wins only.
@@ -120,34 +122,12 @@ pub async fn persists_across_a_reopen(backend: &dyn Backend) {
 /// head version from 1 to the last is used exactly once.
 pub async fn concurrent_publishes_are_serialised(backend: &dyn Backend) {
     let store = backend.open().await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..200_i64 {
-        let store = store.clone();
-        tasks.spawn(async move {
-            let at = format!("2026-03-01T12:00:{:02}Z", n % 60);
-            store
-                .publish(change(1 + n % 5, &at))
-                .await
-                .unwrap()
-                .recorded()
-                .unwrap()
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(recorded) = tasks.join_next().await {
-        all.push(recorded.unwrap());
-    }
-    all.sort_by_key(|r| r.id);
-    let ids: std::collections::BTreeSet<_> = all.iter().map(|r| r.id).collect();
-    assert_eq!(ids.len(), 200);
-    let mut wins: Vec<u64> = all
-        .iter()
-        .filter(|r| r.outcome == Outcome::Head)
-        .map(|r| r.head.version.0)
-        .collect();
-    wins.sort_unstable();
-    let expected: Vec<u64> = (1..=u64::try_from(wins.len()).unwrap()).collect();
-    assert_eq!(wins, expected);
+    let all = publish_at_once(std::slice::from_ref(&store), 200, |n| {
+        format!("2026-03-01T12:00:{:02}Z", n % 60)
+    })
+    .await;
+    assert_eq!(all.len(), 200);
+    assert_one_order(&all);
     let last = store.snapshot().await.unwrap().head.unwrap();
     assert_eq!(last.change.changed_at.to_string(), "2026-03-01T12:00:59Z");
     store.close().await.unwrap();
@@ -316,42 +296,11 @@ pub async fn keeps_the_history(backend: &dyn Backend) {
 /// each winner's version rising with its id, and one head read by both.
 pub async fn two_writers_agree_on_one_order(backend: &dyn Backend) {
     let (a, b) = (backend.open().await, backend.open().await);
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..120_i64 {
-        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
-        tasks.spawn(async move {
-            let at = format!("2026-03-01T12:{:02}:00Z", (n * 7) % 60);
-            store
-                .publish(change(1 + n % 5, &at))
-                .await
-                .unwrap()
-                .recorded()
-                .unwrap()
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(recorded) = tasks.join_next().await {
-        all.push(recorded.unwrap());
-    }
-    all.sort_by_key(|r| r.id);
-    let ids: std::collections::BTreeSet<ChangeId> = all.iter().map(|r| r.id).collect();
-    assert_eq!(ids.len(), all.len(), "no id given twice");
-    let wins: Vec<u64> = all
-        .iter()
-        .filter(|r| r.outcome == Outcome::Head)
-        .map(|r| r.head.version.0)
-        .collect();
-    let expected: Vec<u64> = (1..=u64::try_from(wins.len()).unwrap()).collect();
-    assert_eq!(
-        wins, expected,
-        "head versions rise with ids, each given once"
-    );
-    for recorded in &all {
-        assert!(
-            recorded.outcome != Outcome::Head || recorded.head.change.id == recorded.id,
-            "a winner is the head it reports"
-        );
-    }
+    let all = publish_at_once(&[a.clone(), b.clone()], 120, |n| {
+        format!("2026-03-01T12:{:02}:00Z", (n * 7) % 60)
+    })
+    .await;
+    assert_one_order(&all);
     let (head_a, head_b) = (
         a.snapshot().await.unwrap().head.unwrap(),
         b.snapshot().await.unwrap().head.unwrap(),
@@ -455,4 +404,55 @@ pub async fn a_second_writer_decides_against_what_the_first_recorded(backend: &d
     assert!(older.id > next.id && next.id > tie.id && tie.id > first.id);
     a.close().await.unwrap();
     b.close().await.unwrap();
+}
+
+/// Publishes `count` changes at once, spread over `stores`, the `n`th made
+/// at `at(n)`; returns what was recorded, by id.
+async fn publish_at_once(
+    stores: &[Arc<dyn Store>],
+    count: i64,
+    at: impl Fn(i64) -> String,
+) -> Vec<Recorded> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, store) in (0..count).zip(stores.iter().cycle()) {
+        let (store, at) = (store.clone(), at(n));
+        tasks.spawn(async move {
+            store
+                .publish(change(1 + n % 5, &at))
+                .await
+                .unwrap()
+                .recorded()
+                .unwrap()
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(recorded) = tasks.join_next().await {
+        all.push(recorded.unwrap());
+    }
+    all.sort_by_key(|r| r.id);
+    all
+}
+
+/// One order: no id given twice, and in id order the winners were given
+/// the head versions 1, 2, 3… each once, each the head it reports. (A
+/// backend must decide the head and assign the id under one lock.)
+fn assert_one_order(by_id: &[Recorded]) {
+    let ids: std::collections::BTreeSet<ChangeId> = by_id.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), by_id.len(), "no id given twice");
+    let wins: Vec<u64> = by_id
+        .iter()
+        .filter(|r| r.outcome == Outcome::Head)
+        .map(|r| r.head.version.0)
+        .collect();
+    let expected: Vec<u64> = (1..=u64::try_from(wins.len()).unwrap()).collect();
+    assert_eq!(
+        wins, expected,
+        "head versions rise with ids, each given once"
+    );
+    for recorded in by_id {
+        assert!(
+            recorded.outcome != Outcome::Head || recorded.head.change.id == recorded.id,
+            "a winner is the head it reports"
+        );
+    }
 }
