@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
+use secapp_api::admin::NewToken;
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -14,6 +15,22 @@ use crate::helpers::{
 
 /// Everything a refusal must leave unchanged, read with the admin token.
 /// Last-used times are left out: they move with the admin's own reads.
+/// A token that expires after `lifetime`.
+fn lifetime(lifetime: &str) -> NewToken {
+    NewToken {
+        expires_in: Some(lifetime.to_owned()),
+        ..NewToken::default()
+    }
+}
+
+/// A token with a label.
+fn labelled(label: &str) -> NewToken {
+    NewToken {
+        label: Some(label.to_owned()),
+        ..NewToken::default()
+    }
+}
+
 async fn state_of(app: &TestApp) -> Value {
     let mut state = json!({});
     for path in [
@@ -92,9 +109,9 @@ async fn every_endpoint_refuses_every_bad_credential_and_changes_nothing() {
         ("viewer", viewer.clone(), ("consumer", consumer.clone())),
         ("admin", app.admin_token.clone(), ("viewer", viewer.clone())),
     ] {
-        let (revoked, id) = app.issue_token(name, json!({})).await;
+        let (revoked, id) = app.issue_token(name, NewToken::default()).await;
         app.revoke(&id).await;
-        let (expired, _) = app.issue_token(name, json!({"expires_in": "1s"})).await;
+        let (expired, _) = app.issue_token(name, lifetime("1s")).await;
         credentials.push(Credentials {
             app: name,
             right,
@@ -106,9 +123,7 @@ async fn every_endpoint_refuses_every_bad_credential_and_changes_nothing() {
     let Ok([publish, consume, view, admin]) = <[Credentials; 4]>::try_from(credentials) else {
         unreachable!("four roles")
     };
-    let (_, victim) = app
-        .issue_token("consumer", json!({"label": "victim"}))
-        .await;
+    let (_, victim) = app.issue_token("consumer", labelled("victim")).await;
     // Past the one-second expiry of the `expired` tokens.
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
@@ -294,7 +309,7 @@ async fn a_producer_and_fifty_consumers_rotate_a_token_without_missing_a_change(
         .as_str()
         .unwrap()
         .to_owned();
-    let (new, _) = app.issue_token(&name, json!({"label": "rotation"})).await;
+    let (new, _) = app.issue_token(&name, labelled("rotation")).await;
     let second = publish_with(&app, &producer, 4, "2026-03-01T12:05:00Z").await;
     let (_, told) = poll_with(&app, &name, &new).await;
     assert_eq!(told["status_change_id"].as_i64(), Some(second));
@@ -602,14 +617,12 @@ async fn an_open_stream_ends_once_its_caller_is_no_longer_admitted() {
     publish_with(&app, &producer, 2, "2026-03-01T12:00:00Z").await;
     let (revoked, revoked_id) = {
         app.register("revoked-app", &["consume"]).await;
-        app.issue_token("revoked-app", json!({})).await
+        app.issue_token("revoked-app", NewToken::default()).await
     };
     let disabled = app.register("disabled-app", &["consume"]).await;
     let demoted = app.register("demoted-app", &["consume"]).await;
     let kept = app.register("kept-app", &["consume"]).await;
-    let (expiring, _) = app
-        .issue_token("kept-app", json!({"expires_in": "2s"}))
-        .await;
+    let (expiring, _) = app.issue_token("kept-app", lifetime("2s")).await;
 
     let mut streams = vec![
         ("revoked", open_stream(&app, &revoked, "revoked-app").await),
@@ -658,7 +671,7 @@ async fn a_held_long_poll_answers_with_the_refusal_once_its_caller_is_no_longer_
     let producer = app.register("security-team", &["publish"]).await;
     let id = publish_with(&app, &producer, 2, "2026-03-01T12:00:00Z").await;
     app.register("revoked-app", &["consume"]).await;
-    let (revoked, revoked_id) = app.issue_token("revoked-app", json!({})).await;
+    let (revoked, revoked_id) = app.issue_token("revoked-app", NewToken::default()).await;
     let demoted = app.register("demoted-app", &["consume"]).await;
     let hold = |name: &'static str, token: String| {
         let request = app

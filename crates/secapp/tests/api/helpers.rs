@@ -174,16 +174,18 @@ impl TestApp {
         register(&self.client, &self.base, &self.admin_token, name, roles).await
     }
 
-    /// Issues a token for `app` with the given request body; returns the
-    /// token and its id.
-    pub async fn issue_token(&self, app: &str, request: Value) -> (String, String) {
-        let path = format!("/admin/apps/{app}/tokens");
-        let (status, body) = self
-            .admin_json(reqwest::Method::POST, &path, Some(&request))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        let field = |name: &str| body[name].as_str().expect(name).to_owned();
-        (field("token"), field("id"))
+    /// Issues a token for `app` as `request` asks; returns the token and
+    /// its id.
+    pub async fn issue_token(&self, app: &str, request: NewToken) -> (String, String) {
+        let response = self
+            .as_admin(reqwest::Method::POST, &format!("/admin/apps/{app}/tokens"))
+            .json(&request)
+            .send()
+            .await
+            .expect("issue a token");
+        assert_eq!(response.status(), 201, "issuing a token for {app}");
+        let issued: IssuedToken = response.json().await.expect("an issued token");
+        (issued.token, issued.details.id)
     }
 
     /// Revokes the token with this id.
