@@ -8,7 +8,7 @@ mod serve;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use secapp_server::telemetry;
+use secapp_server::telemetry::{self, LogFormat};
 use serve::ServeArgs;
 
 /// Broadcasts one organisation-wide security criticality level to every
@@ -32,7 +32,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    // `serve` starts logging once its configuration (and log format) is
+    // read; the admin commands log as text.
+    if !matches!(cli.command, Command::Serve(_)) {
+        telemetry::init(LogFormat::Text);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),

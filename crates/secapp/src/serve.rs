@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use secapp_server::Server;
 use secapp_server::config::{API_TOKEN_ENV, Config};
 use secapp_server::shutdown::Signals;
 use secapp_server::store::DatabaseUrl;
 use secapp_server::token::TokenOrigin;
+use secapp_server::{Server, telemetry};
 use serde::Serialize;
 
 /// Flags of `secapp serve`. Each setting can also be given by its
@@ -152,6 +152,12 @@ pub struct ServeArgs {
     #[arg(long, value_parser = ["auto", "on", "off"])]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_token: Option<String>,
+
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object per line) for log collectors [default: text].
+    #[arg(long, value_parser = ["text", "json"])]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
 }
 
 /// Loads the configuration, opens the server and serves until SIGTERM or
@@ -165,6 +171,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => return crate::fail(&e.to_string()),
     };
+    telemetry::init(config.log_format);
     let signals = match Signals::install() {
         Ok(signals) => signals,
         Err(e) => return crate::fail(&format!("cannot install signal handlers: {e}")),

@@ -96,6 +96,8 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// Whether the shared token is accepted.
     pub shared_token: SharedTokenMode,
+    /// How log lines are written: `text` or `json`.
+    pub log_format: crate::telemetry::LogFormat,
     /// The shared token from [`API_TOKEN_ENV`]; when `None` the token stored
     /// in the data dir is used, if the compatibility mode is on.
     #[serde(skip)]
@@ -154,6 +156,7 @@ impl Default for Config {
             keep_alive_timeout: Duration::from_secs(75),
             max_connections: None,
             shared_token: SharedTokenMode::Auto,
+            log_format: crate::telemetry::LogFormat::Text,
             api_token: None,
         }
     }

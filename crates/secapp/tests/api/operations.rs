@@ -249,3 +249,46 @@ fn a_bad_configuration_stops_start_up_with_what_to_fix() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--min-level"), "{stderr}");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_fields_of_each_event() {
+    use std::io::{BufRead as _, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(crate::helpers::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("SECAPP_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut listening = None;
+    for line in stderr.lines().map_while(Result::ok) {
+        let event: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(
+            event["timestamp"].is_string() && event["level"].is_string(),
+            "{line}"
+        );
+        if event["fields"]["message"]
+            .as_str()
+            .is_some_and(|message| message.starts_with("secapp is listening"))
+        {
+            listening = Some(event);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let listening = listening.expect("the listening line");
+    assert_eq!(listening["level"], "INFO");
+    assert!(
+        listening["fields"]["address"]
+            .as_str()
+            .is_some_and(|address| address.starts_with("127.0.0.1:")),
+        "{listening}"
+    );
+}
