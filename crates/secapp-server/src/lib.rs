@@ -14,6 +14,8 @@
 //! - [`hub`]: the live head and what each application was told, sent and acknowledged.
 //! - [`streams`]: caps on open event streams, overall and per application.
 //! - [`limits`]: per-application request rate limits.
+//! - [`metrics`]: Prometheus metrics, counted as requests happen and read
+//!   from the hub and registry at each scrape.
 //! - [`listener`]: accepting connections under a cap, and the timeouts that
 //!   close idle and slow ones.
 //! - [`data_dir`]: the data dir, created private and locked while in use.
@@ -39,6 +41,7 @@ pub mod error;
 pub mod hub;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 pub mod routes;
 pub mod shutdown;
 pub mod state;
@@ -129,7 +132,11 @@ impl Server {
         let rate_limits = config.rate_limits()?;
         let data_dir = DataDir::open(&config.data_dir)?;
         let shared_token = shared_token(&config, data_dir.path())?;
-        let store = store::connect(&config.database()).await?;
+        let metrics = metrics::Metrics::new(config.metrics_max_shared_apps);
+        let store: Arc<dyn Store> = Arc::new(metrics::TimedStore::new(
+            store::connect(&config.database()).await?,
+            metrics.store_timer(),
+        ));
         let mut snapshot = store.snapshot().await?;
         let unreadable = std::mem::take(&mut snapshot.unreadable);
         let unreadable_tokens = std::mem::take(&mut snapshot.unreadable_tokens);
@@ -156,9 +163,17 @@ impl Server {
                  then set shared_token = \"off\""
             );
         }
+        let hub = Arc::new(Hub::new(store.clone(), snapshot));
+        let streams = Arc::new(streams::StreamLimits::new(
+            config.max_streams,
+            config.max_streams_per_app,
+        ));
+        let metrics =
+            Arc::new(metrics.watch(hub.clone(), access.clone(), streams.clone(), clock.clone()));
         let state = AppState::new(state::Shared {
-            hub: Arc::new(Hub::new(store.clone(), snapshot)),
+            hub,
             access,
+            metrics,
             levels,
             max_clock_skew: config.max_clock_skew,
             idempotency_window: config.idempotency_window,
@@ -168,10 +183,7 @@ impl Server {
             heartbeat: config.heartbeat,
             body_read_timeout: config.body_read_timeout,
             unreadable,
-            streams: Arc::new(streams::StreamLimits::new(
-                config.max_streams,
-                config.max_streams_per_app,
-            )),
+            streams,
             clock,
             shutdown: CancellationToken::new(),
         });

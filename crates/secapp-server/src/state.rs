@@ -38,6 +38,8 @@ pub struct Shared {
     pub hub: Arc<Hub>,
     /// Registered applications, their tokens and the shared token.
     pub access: Arc<Access>,
+    /// The Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Accepted levels.
     pub levels: LevelRange,
     /// How far ahead of `clock` a `Change_at` may be.

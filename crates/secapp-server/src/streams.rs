@@ -75,6 +75,12 @@ impl StreamLimits {
         self.lock().total
     }
 
+    /// The applications holding at least one stream now.
+    #[must_use]
+    pub fn apps(&self) -> Vec<AppName> {
+        self.lock().per_app.keys().cloned().collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, OpenStreams> {
         // Counters are updated together in one short section; a poisoned
         // lock still holds consistent numbers.

@@ -158,6 +158,13 @@ pub struct ServeArgs {
     #[arg(long, value_parser = ["text", "json"])]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+
+    /// How many application names spoken for with the shared token get
+    /// their own `app` label in `/metrics`; the rest share `app="other"`
+    /// [default: 100].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_max_shared_apps: Option<u64>,
 }
 
 /// Loads the configuration, opens the server and serves until SIGTERM or

@@ -98,6 +98,9 @@ pub struct Config {
     pub shared_token: SharedTokenMode,
     /// How log lines are written: `text` or `json`.
     pub log_format: crate::telemetry::LogFormat,
+    /// How many names spoken for with the shared token get their own `app`
+    /// label in the metrics; the rest share `app="other"`.
+    pub metrics_max_shared_apps: u64,
     /// The shared token from [`API_TOKEN_ENV`]; when `None` the token stored
     /// in the data dir is used, if the compatibility mode is on.
     #[serde(skip)]
@@ -157,6 +160,7 @@ impl Default for Config {
             max_connections: None,
             shared_token: SharedTokenMode::Auto,
             log_format: crate::telemetry::LogFormat::Text,
+            metrics_max_shared_apps: 100,
             api_token: None,
         }
     }

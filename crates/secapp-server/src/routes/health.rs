@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use crate::auth::AsViewer;
 use crate::state::AppState;
 
 /// How long readiness waits for the store before calling it unready.
@@ -69,5 +71,26 @@ fn unavailable(reason: &str) -> (StatusCode, Json<Value>) {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({"status": "unavailable", "reason": reason})),
+    )
+}
+
+/// Prometheus metrics, in the OpenMetrics text format: the level and head,
+/// publishes by outcome, requests by route, method and status with their
+/// latency, per consumer application its polls, last sighting and whether
+/// it is behind, open streams and held long polls, store latency and
+/// refused authentications. Needs a `viewer` or `admin` token (Prometheus
+/// sends it as `Authorization: Bearer`).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "The metrics.", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
+        (status = 403, description = "`missing_role` (needs `viewer` or `admin`), `app_disabled` or `app_name_mismatch`.", body = secapp_api::ErrorBody),
+    ),
+    security(("token" = []), ("bearer" = [])),
+)]
+pub async fn metrics(State(state): State<AppState>, _viewer: AsViewer) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.metrics.encode(),
     )
 }

@@ -73,6 +73,7 @@ pub fn service(
         })
         .layer(CatchPanicLayer::custom(panicked))
         .layer(TraceLayer::new_for_http())
+        .layer(crate::metrics::MetricsLayer(state.metrics.clone()))
         .service(router(state))
 }
 
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/auth-failures", get(admin::auth_failures))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     api.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))

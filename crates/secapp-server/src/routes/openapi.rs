@@ -76,7 +76,8 @@ pub const MAX_ID: i64 = 999_999_999_999_999_999;
         admin::audit,
         admin::auth_failures,
         health::healthz,
-        health::readyz
+        health::readyz,
+        health::metrics
     ),
     components(schemas(
         secapp_api::PublishRequest,

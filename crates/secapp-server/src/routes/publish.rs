@@ -6,10 +6,11 @@ use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use secapp_api::{IDEMPOTENCY_KEY_HEADER, PublishAnswer, PublishRequest};
-use secapp_domain::ChangedAt;
+use secapp_domain::{ChangedAt, Outcome};
 
 use crate::auth::{AsPublisher, Principal, SourceAddress, single};
 use crate::error::ApiError;
+use crate::metrics::PublishOutcome;
 use crate::routes::body::JsonBody;
 use crate::routes::params;
 use crate::state::AppState;
@@ -50,10 +51,28 @@ pub async fn publish(
     State(state): State<AppState>,
     principal: AsPublisher,
     source: SourceAddress,
-    key: IdempotencyKey,
-    JsonBody(request): JsonBody<PublishRequest>,
+    key: Result<IdempotencyKey, ApiError>,
+    body: Result<JsonBody<PublishRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let mut change = validate(&state, &principal, key, request)?;
+    // The header and body are checked here, not before the handler, so
+    // every refusal of an admitted producer is counted.
+    let answered = record(&state, &principal, source, key, body).await;
+    if answered.is_err() {
+        state.metrics.published(PublishOutcome::Refused);
+    }
+    answered
+}
+
+async fn record(
+    state: &AppState,
+    principal: &Principal,
+    source: SourceAddress,
+    key: Result<IdempotencyKey, ApiError>,
+    body: Result<JsonBody<PublishRequest>, ApiError>,
+) -> Result<Response, ApiError> {
+    let key = key?;
+    let JsonBody(request) = body?;
+    let mut change = validate(state, principal, key, request)?;
     change.source = source.0.map(|ip| ip.to_string());
     let (level, changed_at, app) = (change.level, change.changed_at, change.published_by.clone());
     match state.hub.publish(change).await? {
@@ -65,6 +84,11 @@ pub async fn publish(
                 head_version = recorded.head.version.0,
                 "published"
             );
+            state.metrics.published(match recorded.outcome {
+                Outcome::Head => PublishOutcome::Head,
+                Outcome::Tie => PublishOutcome::Tie,
+                Outcome::Older => PublishOutcome::Older,
+            });
             Ok(Json(PublishAnswer {
                 processed_id: recorded.id.0,
             })
@@ -72,6 +96,7 @@ pub async fn publish(
         }
         Published::Replayed { id } => {
             tracing::info!(%app, id = id.0, "a retried publish was answered with its first id");
+            state.metrics.published(PublishOutcome::Replayed);
             let mut response = Json(PublishAnswer { processed_id: id.0 }).into_response();
             response
                 .headers_mut()

@@ -14,5 +14,6 @@ mod durability;
 mod helpers;
 mod history;
 mod idempotency;
+mod metrics;
 mod operations;
 mod realtime;

@@ -1,0 +1,260 @@
+//! Prometheus metrics, in the OpenMetrics text format from
+//! `prometheus-client`, served at `GET /metrics` (`viewer` or `admin`
+//! token).
+//!
+//! Counters and histograms are updated as requests happen; what is state
+//! rather than an event (the level, the head, each consumer's last sighting
+//! and whether it is behind, open streams, refused authentications) is read
+//! from the hub and the registry at each scrape (`collector.rs`). Every
+//! figure is this process's: with several replicas, Prometheus scrapes each
+//! and sums.
+//!
+//! - `apps.rs`: polls and sightings per application, with bounded labels.
+//! - `collector.rs`: the figures read at scrape time.
+//! - `http.rs`: the layer that counts and times every request by route.
+//! - `store.rs`: a store wrapper that times every store operation.
+
+mod apps;
+mod collector;
+mod http;
+mod store;
+
+pub use apps::{AppsSeen, Registered};
+pub use http::MetricsLayer;
+pub use store::TimedStore;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::access::Access;
+use crate::clock::Clock;
+use crate::hub::Hub;
+use crate::streams::StreamLimits;
+
+/// The content type of the answer to `GET /metrics`.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What a publish did, as `secapp_publishes_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PublishOutcome {
+    /// It became the head.
+    Head,
+    /// It tied with the head.
+    Tie,
+    /// It was older than the head.
+    Older,
+    /// A retry answered with the first id.
+    Replayed,
+    /// It was refused (bad body, key reused, store unavailable).
+    Refused,
+}
+
+impl PublishOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Head => "head",
+            Self::Tie => "tie",
+            Self::Older => "older",
+            Self::Replayed => "replayed",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HttpLabels {
+    route: &'static str,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabel {
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OperationLabel {
+    operation: &'static str,
+}
+
+/// The metrics of one server.
+pub struct Metrics {
+    registry: Registry,
+    publishes: Family<OutcomeLabel, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Family<RouteLabel, Histogram>,
+    store_duration: Family<OperationLabel, Histogram>,
+    long_polls_waiting: Gauge,
+    apps: Arc<AppsSeen>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// Latency buckets: 0.5 ms to about 33 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 17))
+}
+
+impl Metrics {
+    /// The metrics families, before the server's parts exist; see
+    /// [`Metrics::watch`]. At most `max_unregistered_apps` names spoken for
+    /// by the shared token get their own `app` label.
+    #[must_use]
+    pub fn new(max_unregistered_apps: u64) -> Self {
+        let mut registry = Registry::with_prefix("secapp");
+        let publishes = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "publishes",
+            "Publishes by what they did: head, tie, older, replayed, refused",
+            publishes.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            http_requests.clone(),
+        );
+        let http_duration =
+            Family::<RouteLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to answer a request (to the start of the answer for streams), by route",
+            Unit::Seconds,
+            http_duration.clone(),
+        );
+        let store_duration = Family::<OperationLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> _,
+        );
+        registry.register_with_unit(
+            "store_operation_duration",
+            "Time of each store operation, by operation",
+            Unit::Seconds,
+            store_duration.clone(),
+        );
+        let long_polls_waiting = Gauge::default();
+        registry.register(
+            "long_polls_waiting",
+            "Long polls held open now",
+            long_polls_waiting.clone(),
+        );
+        Self {
+            registry,
+            publishes,
+            http_requests,
+            http_duration,
+            store_duration,
+            long_polls_waiting,
+            apps: Arc::new(AppsSeen::new(max_unregistered_apps)),
+        }
+    }
+
+    /// Adds the figures read at each scrape from the server's parts.
+    #[must_use]
+    pub fn watch(
+        mut self,
+        hub: Arc<Hub>,
+        access: Arc<Access>,
+        streams: Arc<StreamLimits>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        self.registry
+            .register_collector(Box::new(collector::Scrape {
+                hub,
+                access,
+                streams,
+                apps: self.apps.clone(),
+                clock,
+            }));
+        self
+    }
+
+    /// The exposition, in the OpenMetrics text format.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "encoding the metrics failed");
+        }
+        text
+    }
+
+    /// Counts a publish.
+    pub fn published(&self, outcome: PublishOutcome) {
+        self.publishes
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    /// Polls and sightings per application.
+    #[must_use]
+    pub fn apps(&self) -> &AppsSeen {
+        &self.apps
+    }
+
+    /// Marks a long poll held until the guard is dropped.
+    #[must_use]
+    pub fn long_poll(&self) -> LongPollGuard {
+        self.long_polls_waiting.inc();
+        LongPollGuard(self.long_polls_waiting.clone())
+    }
+
+    fn answered(&self, route: &'static str, method: &'static str, status: u16, took: Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabel { route })
+            .observe(took.as_secs_f64());
+    }
+
+    /// What [`TimedStore`] records store operations with.
+    #[must_use]
+    pub fn store_timer(&self) -> StoreTimer {
+        StoreTimer(self.store_duration.clone())
+    }
+}
+
+/// Records how long store operations take.
+#[derive(Clone)]
+pub struct StoreTimer(Family<OperationLabel, Histogram>);
+
+impl StoreTimer {
+    fn record(&self, operation: &'static str, took: Duration) {
+        self.0
+            .get_or_create(&OperationLabel { operation })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// Counts a long poll as waiting while it lives.
+#[derive(Debug)]
+pub struct LongPollGuard(Gauge);
+
+impl Drop for LongPollGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

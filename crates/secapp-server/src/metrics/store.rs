@@ -1,0 +1,95 @@
+//! A store that times every operation of the store it wraps, for
+//! `secapp_store_operation_duration_seconds{operation}`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreTimer;
+use crate::store::{
+    AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
+    Deliveries, HistoryEntry, HistoryQuery, NewChange, Published, Registry, Snapshot, Store,
+    StoreError,
+};
+
+/// Wraps a store; every call is timed under its operation's name.
+pub struct TimedStore {
+    inner: Arc<dyn Store>,
+    timer: StoreTimer,
+}
+
+impl TimedStore {
+    /// Times the operations of `inner` with `timer`.
+    #[must_use]
+    pub fn new(inner: Arc<dyn Store>, timer: StoreTimer) -> Self {
+        Self { inner, timer }
+    }
+
+    async fn timed<T>(&self, operation: &'static str, call: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let result = call.await;
+        self.timer.record(operation, started.elapsed());
+        result
+    }
+}
+
+#[async_trait]
+impl ChangeLog for TimedStore {
+    async fn publish(&self, change: NewChange) -> Result<Published, StoreError> {
+        self.timed("publish", self.inner.publish(change)).await
+    }
+
+    async fn history(&self, query: HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.timed("history", self.inner.history(query)).await
+    }
+}
+
+#[async_trait]
+impl Deliveries for TimedStore {
+    async fn save_consumers(&self, consumers: Vec<ConsumerRecord>) -> Result<(), StoreError> {
+        self.timed("save_consumers", self.inner.save_consumers(consumers))
+            .await
+    }
+}
+
+#[async_trait]
+impl Registry for TimedStore {
+    async fn change_access(
+        &self,
+        change: AccessChange,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.timed("change_access", self.inner.change_access(change, audit))
+            .await
+    }
+
+    async fn save_token_usage(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError> {
+        self.timed("save_token_usage", self.inner.save_token_usage(used))
+            .await
+    }
+}
+
+#[async_trait]
+impl AuditLog for TimedStore {
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.timed("audit", self.inner.audit(query)).await
+    }
+}
+
+#[async_trait]
+impl Store for TimedStore {
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.timed("snapshot", self.inner.snapshot()).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.timed("ping", self.inner.ping()).await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.inner.close().await
+    }
+}
