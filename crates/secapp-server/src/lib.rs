@@ -87,6 +87,16 @@ pub enum ServerError {
     /// Serving failed.
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
+    /// The metrics listener could not be bound.
+    #[error(
+        "cannot listen for metrics on {addr}: {source}; choose another address with --metrics-listen"
+    )]
+    MetricsListen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 /// An opened server, ready to [`run`](Server::run).
@@ -100,6 +110,8 @@ pub struct Server {
     cursor_flush_interval: Duration,
     shutdown_grace: Duration,
     connections: ConnectionSettings,
+    /// The unauthenticated metrics listener (`--metrics-listen`), if any.
+    metrics_listener: Option<TcpListener>,
 }
 
 /// The connection settings of [`Config`], resolved when serving starts.
@@ -131,6 +143,14 @@ impl Server {
         let levels = config.levels()?;
         let rate_limits = config.rate_limits()?;
         let data_dir = DataDir::open(&config.data_dir)?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::MetricsListen { addr, source })?,
+            ),
+            None => None,
+        };
         let shared_token = shared_token(&config, data_dir.path())?;
         let metrics = metrics::Metrics::new(config.metrics_max_shared_apps);
         let store: Arc<dyn Store> = Arc::new(metrics::TimedStore::new(
@@ -200,7 +220,17 @@ impl Server {
                 keep_alive_timeout: config.keep_alive_timeout,
                 max_connections: config.max_connections,
             },
+            metrics_listener,
         })
+    }
+
+    /// Where the unauthenticated metrics listener listens, when
+    /// `--metrics-listen` is set.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// The shared token, when its compatibility mode is on, and where it
@@ -243,6 +273,7 @@ impl Server {
             cursor_flush_interval,
             shutdown_grace,
             connections,
+            metrics_listener,
             ..
         } = self;
         let stopping = state.shutdown.clone();
@@ -267,6 +298,13 @@ impl Server {
             keep_alive_timeout = ?limits.keep_alive_timeout,
             "connection limits"
         );
+        let metrics_task = metrics_listener.map(|listener| {
+            tokio::spawn(metrics::serve(
+                listener,
+                state.metrics.clone(),
+                stopping.clone(),
+            ))
+        });
         let app = routes::service(state);
         let serve = crate::listener::serve(listener, app, limits, stopping.clone());
         let mut serving = tokio::spawn(serve);
@@ -286,6 +324,11 @@ impl Server {
         };
         stopping.cancel();
         let _ = flusher.await;
+        if let Some(task) = metrics_task
+            && let Ok(Err(e)) = task.await
+        {
+            tracing::warn!(error = %e, "the metrics listener failed");
+        }
         let flushed = hub.flush_consumers().await;
         if let Err(e) = access.flush_usage().await {
             tracing::warn!(error = %e, "writing token last-used times back failed");

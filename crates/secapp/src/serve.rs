@@ -165,6 +165,12 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_max_shared_apps: Option<u64>,
+
+    /// Also serve `GET /metrics` here, without a token, for Prometheus on a
+    /// private network [default: none: only on --listen, with a token].
+    #[arg(long, value_name = "IP:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Loads the configuration, opens the server and serves until SIGTERM or
@@ -213,6 +219,9 @@ fn announce(server: &Server, local: SocketAddr) {
         format!("http://{local}")
     };
     tracing::info!(address = %local, "secapp is listening; API docs at {base}/docs");
+    if let Some(metrics) = server.metrics_addr() {
+        tracing::info!(address = %metrics, "serving GET /metrics without a token");
+    }
     if let Some(issued) = server.first_admin() {
         let token = &issued.token;
         println!(

@@ -101,6 +101,9 @@ pub struct Config {
     /// How many names spoken for with the shared token get their own `app`
     /// label in the metrics; the rest share `app="other"`.
     pub metrics_max_shared_apps: u64,
+    /// Where to serve `GET /metrics` without a token, for a private
+    /// network; unset serves it only on `listen`, with a token.
+    pub metrics_listen: Option<SocketAddr>,
     /// The shared token from [`API_TOKEN_ENV`]; when `None` the token stored
     /// in the data dir is used, if the compatibility mode is on.
     #[serde(skip)]
@@ -161,6 +164,7 @@ impl Default for Config {
             shared_token: SharedTokenMode::Auto,
             log_format: crate::telemetry::LogFormat::Text,
             metrics_max_shared_apps: 100,
+            metrics_listen: None,
             api_token: None,
         }
     }

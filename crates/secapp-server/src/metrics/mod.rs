@@ -258,3 +258,30 @@ impl Drop for LongPollGuard {
         self.0.dec();
     }
 }
+
+/// Serves `GET /metrics` without authentication on `listener` (for
+/// `--metrics-listen` on a private network) until `stop` is cancelled.
+///
+/// # Errors
+/// The I/O error that stopped serving.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
+                    metrics.encode(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+}

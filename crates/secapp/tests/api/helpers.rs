@@ -39,6 +39,8 @@ pub struct TestApp {
     /// A token of `admin`, the application registered at first start.
     pub admin_token: String,
     pub data_dir: tempfile::TempDir,
+    /// The unauthenticated metrics listener, when the test set one.
+    pub metrics_base: Option<String>,
     api: Api,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), secapp_server::ServerError>>>,
@@ -86,6 +88,7 @@ pub async fn spawn_app_in(
             .expose()
             .to_owned(),
     };
+    let metrics_base = server.metrics_addr().map(|addr| format!("http://{addr}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -97,6 +100,7 @@ pub async fn spawn_app_in(
     let base = format!("http://{addr}");
     let client = Client::new();
     TestApp {
+        metrics_base,
         api: Api::own_tokens(client.clone(), &base, &admin_token),
         base,
         client,

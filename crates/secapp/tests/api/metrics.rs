@@ -254,3 +254,35 @@ async fn a_flood_of_invented_app_names_grows_no_series_beyond_the_cap() {
         .count();
     assert!(behind <= 6, "{behind} consumer_behind series");
 }
+
+#[tokio::test]
+async fn a_metrics_listener_serves_metrics_without_a_token_and_nothing_else() {
+    let app = spawn_app_with(|config| {
+        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    app.api()
+        .publish("security", 4, "2026-03-01T12:00:00Z")
+        .await;
+    let base = app.metrics_base.clone().expect("a metrics listener");
+    let response = app
+        .client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let samples = parse(&response.text().await.unwrap());
+    assert_eq!(value(&samples, "secapp_level"), 4.0);
+    let elsewhere = app
+        .client
+        .get(format!("{base}/secapp/update"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+    // The main listener still wants a token.
+    let main = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(main.status(), 401);
+    app.stop().await;
+}
