@@ -324,10 +324,13 @@ impl Server {
         };
         stopping.cancel();
         let _ = flusher.await;
-        if let Some(task) = metrics_task
-            && let Ok(Err(e)) = task.await
-        {
-            tracing::warn!(error = %e, "the metrics listener failed");
+        if let Some(mut task) = metrics_task {
+            // A scrape still open may take the grace, no longer.
+            match tokio::time::timeout(shutdown_grace, &mut task).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the metrics listener failed"),
+                Ok(_) => {}
+                Err(_) => task.abort(),
+            }
         }
         let flushed = hub.flush_consumers().await;
         if let Err(e) = access.flush_usage().await {
