@@ -143,6 +143,7 @@ impl<N: Need + Send + Sync> FromRequestParts<AppState> for Authorized<N> {
         });
         match admitted {
             Ok(principal) => {
+                tracing::Span::current().record("app", principal.app.as_str());
                 // After authentication, so only a known application's
                 // allowance is ever spent, and before any other extractor.
                 state.limits.check(&principal.app, N::CLASS)?;

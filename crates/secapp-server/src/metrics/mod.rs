@@ -20,7 +20,7 @@ mod http;
 mod store;
 
 pub use apps::{AppsSeen, Registered};
-pub use http::MetricsLayer;
+pub use http::{MetricsLayer, route_of};
 pub use store::TimedStore;
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! A store that times every operation of the store it wraps, for
-//! `secapp_store_operation_duration_seconds{operation}`.
+//! `secapp_store_operation_duration_seconds{operation}`, each in a debug
+//! span (`store`, with its `operation`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tracing::Instrument as _;
 
 use super::StoreTimer;
 use crate::store::{
@@ -28,9 +30,12 @@ impl TimedStore {
         Self { inner, timer }
     }
 
+    /// Runs `call` in a debug span named for the operation, and times it.
     async fn timed<T>(&self, operation: &'static str, call: impl Future<Output = T>) -> T {
         let started = Instant::now();
-        let result = call.await;
+        let result = call
+            .instrument(tracing::debug_span!("store", operation))
+            .await;
         self.timer.record(operation, started.elapsed());
         result
     }

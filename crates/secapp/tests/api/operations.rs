@@ -292,3 +292,56 @@ fn json_logs_are_one_object_per_line_with_the_fields_of_each_event() {
         "{listening}"
     );
 }
+
+#[test]
+fn with_request_spans_on_every_event_inside_a_request_names_its_route_and_application() {
+    use std::io::{BufRead as _, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = crate::helpers::register_offline(dir.path(), "security", "publish");
+    let mut child = std::process::Command::new(crate::helpers::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("SECAPP_LOG", "info,secapp_server::routes=debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("a log line").unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = event["fields"]["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    let body = r#"{"current_status": 3, "Change_at": "2026-03-01T12:00:00Z"}"#;
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "POST /secapp/update HTTP/1.1\r\nHost: x\r\nApp-name: security\r\nToken: {token}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.contains("processed_id"), "{answer}");
+    let published = loop {
+        let line = lines.next().expect("a log line").unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["fields"]["message"] == "published" {
+            break event;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(published["span"]["name"], "request", "{published}");
+    assert_eq!(published["span"]["route"], "/secapp/update", "{published}");
+    assert_eq!(published["span"]["method"], "POST", "{published}");
+    assert_eq!(published["span"]["app"], "security", "{published}");
+}
