@@ -11,6 +11,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use chrono::{DateTime, Utc};
 use secapp_domain::AppName;
 
+use crate::auth::Principal;
+
 /// The label value that unregistered names beyond the cap share.
 pub const OTHER: &str = "other";
 
@@ -45,11 +47,23 @@ pub struct AppsSeen {
 
 /// Whether a name is a registered application's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Registered {
+enum Registered {
     /// It spoke with its own token.
     Yes,
     /// It spoke with the shared compatibility token.
     No,
+}
+
+impl Registered {
+    /// A caller with its own token speaks for a registered application;
+    /// with the shared token, for a name nobody registered.
+    fn of(caller: &Principal) -> Self {
+        if caller.token.is_some() {
+            Self::Yes
+        } else {
+            Self::No
+        }
+    }
 }
 
 impl AppsSeen {
@@ -64,14 +78,14 @@ impl AppsSeen {
         }
     }
 
-    /// Notes a poll by `app`.
-    pub fn polled(&self, app: &AppName, registered: Registered, now: DateTime<Utc>) {
-        self.seen(app, registered, now, true);
+    /// Notes a poll by `caller`.
+    pub fn polled(&self, caller: &Principal, now: DateTime<Utc>) {
+        self.seen(&caller.app, Registered::of(caller), now, true);
     }
 
-    /// Notes that `app` opened or holds a stream.
-    pub fn streamed(&self, app: &AppName, registered: Registered, now: DateTime<Utc>) {
-        self.seen(app, registered, now, false);
+    /// Notes that `caller` opened a stream.
+    pub fn streamed(&self, caller: &Principal, now: DateTime<Utc>) {
+        self.seen(&caller.app, Registered::of(caller), now, false);
     }
 
     fn seen(&self, app: &AppName, registered: Registered, now: DateTime<Utc>, poll: bool) {
@@ -141,11 +155,11 @@ mod tests {
         let now = Utc::now();
         for n in 0..1000 {
             let app = AppName::parse(&format!("invented-{n}")).unwrap();
-            seen.polled(&app, Registered::No, now);
+            seen.seen(&app, Registered::No, now, true);
         }
         let billing = AppName::parse("billing").unwrap();
-        seen.polled(&billing, Registered::Yes, now);
-        seen.streamed(&billing, Registered::Yes, now);
+        seen.seen(&billing, Registered::Yes, now, true);
+        seen.seen(&billing, Registered::Yes, now, false);
         let rows = seen.snapshot();
         assert_eq!(rows.len(), 3 + 1 + 1, "three names, billing, other");
         let other = rows.iter().find(|row| row.0 == OTHER).unwrap();

@@ -19,7 +19,7 @@ mod collector;
 mod http;
 mod store;
 
-pub use apps::{AppsSeen, Registered};
+pub use apps::AppsSeen;
 pub use http::{MetricsLayer, route_of};
 pub use store::TimedStore;
 

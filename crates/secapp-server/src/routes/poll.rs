@@ -27,7 +27,6 @@ use utoipa::IntoParams;
 use crate::auth::AsConsumer;
 use crate::error::ApiError;
 use crate::hub::{ClientCursor, Compared, Look};
-use crate::metrics::Registered;
 use crate::routes::extract::Query;
 use crate::routes::params::{self, Tags};
 use crate::routes::wire;
@@ -152,15 +151,7 @@ pub async fn poll(
 ) -> Result<Response, ApiError> {
     let (after, wait) = params.read(state.max_wait)?;
     let held = client_cursor(after, if_none_match);
-    let registered = if principal.token.is_some() {
-        Registered::Yes
-    } else {
-        Registered::No
-    };
-    state
-        .metrics
-        .apps()
-        .polled(&principal.app, registered, state.clock.now());
+    state.metrics.apps().polled(&principal, state.clock.now());
     let _waiting = wait.map(|_| state.metrics.long_poll());
     // axum answers HEAD with the GET handler; a HEAD answer has no body, so
     // it must record nothing.

@@ -24,7 +24,6 @@ use crate::access::{Access, TokenUse};
 use crate::auth::{AsConsumer, single};
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::metrics::Registered;
 use crate::routes::params;
 use crate::routes::wire;
 use crate::state::AppState;
@@ -65,15 +64,7 @@ pub async fn stream(
     let changes = state.hub.watch();
     let now = state.clock.now();
     let first = state.hub.open_stream(&principal.app, last_event_id, now);
-    let registered = if principal.token.is_some() {
-        Registered::Yes
-    } else {
-        Registered::No
-    };
-    state
-        .metrics
-        .apps()
-        .streamed(&principal.app, registered, now);
+    state.metrics.apps().streamed(&principal, now);
     let watcher = Watcher {
         hub: state.hub.clone(),
         app: principal.0.app,
