@@ -46,6 +46,11 @@ pub struct AppPatch {
     /// `false` enables it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
+    /// How long it may go without polling or holding a stream before it
+    /// counts as stale: a whole number and one unit, such as `5m` or `2h`;
+    /// `""` returns it to the server's `--stale-after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after: Option<String>,
 }
 
 /// A registered application.
@@ -65,6 +70,9 @@ pub struct AppView {
     pub updated_at: String,
     /// Whether its tokens are refused.
     pub disabled: bool,
+    /// Its own stale-consumer allowance (`5m`), or null for the server's
+    /// `--stale-after`.
+    pub stale_after: Option<String>,
     /// When one of its tokens was last accepted (to within a minute).
     pub last_used_at: Option<String>,
     /// Its tokens, revoked and expired ones included; never the secrets.

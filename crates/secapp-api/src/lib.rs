@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub mod admin;
+pub mod alerts;
 
 /// Header naming the application that publishes or polls.
 pub const APP_NAME_HEADER: &str = "App-name";
@@ -106,7 +107,9 @@ pub struct ConsumersAnswer {
     "app": "billing",
     "sent": {"status_change_id": 17, "at": "2026-03-01T12:05:00.120Z", "mode": "stream", "long_poll": false},
     "acknowledged": {"status_change_id": 12, "at": "2026-03-01T11:00:02.010Z", "mode": "after", "long_poll": true},
-    "behind": false, "registered": true
+    "behind": false, "registered": true,
+    "alert": {"state": "fresh", "since": "2026-03-01T11:00:02.010Z", "last_seen": "2026-03-01T12:05:00.120Z",
+              "stale_after": "15m", "stale_after_seconds": 900}
 }))]
 pub struct ConsumerView {
     /// The application name.
@@ -122,6 +125,8 @@ pub struct ConsumerView {
     /// True when neither the newest send nor the newest acknowledgement is
     /// the current state: this application may act on an old level.
     pub behind: bool,
+    /// Its stale-consumer alert state, when it is watched and was evaluated.
+    pub alert: Option<alerts::AlertStatus>,
 }
 
 /// A state sent or acknowledged: which, when, and how.

@@ -352,6 +352,7 @@ mod tests {
             idempotency: None,
             source: None,
             token_id: None,
+            level_webhooks: Vec::new(),
         }
     }
 

@@ -33,6 +33,7 @@
 //! the store.
 
 pub mod access;
+pub mod alerts;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -49,6 +50,7 @@ pub mod store;
 pub mod streams;
 pub mod telemetry;
 pub mod token;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -108,10 +110,20 @@ pub struct Server {
     shared_token: Option<(ApiToken, TokenOrigin)>,
     first_admin: Option<secapp_api::admin::IssuedToken>,
     cursor_flush_interval: Duration,
+    watch: WatchSettings,
     shutdown_grace: Duration,
     connections: ConnectionSettings,
     /// The unauthenticated metrics listener (`--metrics-listen`), if any.
     metrics_listener: Option<TcpListener>,
+}
+
+/// How often the consumer watch and the webhook sender run, and the
+/// sender's limits.
+#[derive(Debug, Clone, Copy)]
+struct WatchSettings {
+    interval: Duration,
+    webhook_timeout: Duration,
+    webhook_retry_for: Duration,
 }
 
 /// The connection settings of [`Config`], resolved when serving starts.
@@ -188,12 +200,29 @@ impl Server {
             config.max_streams,
             config.max_streams_per_app,
         ));
-        let metrics =
-            Arc::new(metrics.watch(hub.clone(), access.clone(), streams.clone(), clock.clone()));
+        let webhooks = Arc::new(webhooks::Webhooks::new(&config.webhooks));
+        let alerts = Arc::new(alerts::Alerts::new(alerts::Parts {
+            store: store.clone(),
+            access: access.clone(),
+            seen: metrics.apps().clone(),
+            streams: streams.clone(),
+            webhooks: webhooks.clone(),
+            clock: clock.clone(),
+            default_allowance: config.stale_after,
+        }));
+        let metrics = Arc::new(metrics.watch(
+            hub.clone(),
+            access.clone(),
+            streams.clone(),
+            alerts.clone(),
+            clock.clone(),
+        ));
         let state = AppState::new(state::Shared {
             hub,
             access,
             metrics,
+            alerts,
+            webhooks,
             levels,
             max_clock_skew: config.max_clock_skew,
             idempotency_window: config.idempotency_window,
@@ -214,6 +243,11 @@ impl Server {
             shared_token,
             first_admin,
             cursor_flush_interval: config.cursor_flush_interval,
+            watch: WatchSettings {
+                interval: config.watch_interval,
+                webhook_timeout: config.webhook_timeout,
+                webhook_retry_for: config.webhook_retry_for,
+            },
             shutdown_grace: config.shutdown_grace,
             connections: ConnectionSettings {
                 header_read_timeout: config.header_read_timeout,
@@ -271,6 +305,7 @@ impl Server {
             state,
             store,
             cursor_flush_interval,
+            watch,
             shutdown_grace,
             connections,
             metrics_listener,
@@ -284,6 +319,18 @@ impl Server {
             cursor_flush_interval,
             stopping.clone(),
         ));
+        let watcher = tokio::spawn(state.alerts.clone().run(watch.interval, stopping.clone()));
+        let sender = tokio::spawn(
+            webhooks::sender::Sender {
+                store: store.clone(),
+                webhooks: state.webhooks.clone(),
+                clock: state.clock.clone(),
+                metrics: state.metrics.clone(),
+                timeout: watch.webhook_timeout,
+                retry_for: watch.webhook_retry_for,
+            }
+            .run(watch.interval, stopping.clone()),
+        );
 
         let limits = crate::listener::ConnectionLimits {
             header_read_timeout: connections.header_read_timeout,
@@ -324,6 +371,10 @@ impl Server {
         };
         stopping.cancel();
         let _ = flusher.await;
+        let _ = watcher.await;
+        // An attempt in flight is cut short: its hold ends and it is sent
+        // again after the restart (at least once).
+        let _ = sender.await;
         if let Some(mut task) = metrics_task {
             // A scrape still open may take the grace, no longer.
             match tokio::time::timeout(shutdown_grace, &mut task).await {

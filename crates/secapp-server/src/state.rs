@@ -40,6 +40,10 @@ pub struct Shared {
     pub access: Arc<Access>,
     /// The Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The consumer watch: stale-consumer alerts.
+    pub alerts: Arc<crate::alerts::Alerts>,
+    /// The configured webhooks.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Accepted levels.
     pub levels: LevelRange,
     /// How far ahead of `clock` a `Change_at` may be.

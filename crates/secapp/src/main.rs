@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server (SQLite in the data dir; no other setup needed).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Register, list, show, change, disable and enable applications.
     Apps(admin::AppsCommand),
     /// Issue, list and revoke applications' tokens.
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve::serve(args)),
+        Command::Serve(args) => runtime.block_on(serve::serve(*args)),
         Command::Apps(command) => finish(runtime.block_on(admin::apps(command))),
         Command::Tokens(command) => finish(runtime.block_on(admin::tokens(command))),
     }

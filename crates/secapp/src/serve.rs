@@ -171,6 +171,30 @@ pub struct ServeArgs {
     #[arg(long, value_name = "IP:PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// How long a consumer application may go without polling or holding a
+    /// stream before it counts as stale; `secapp apps update NAME
+    /// --stale-after` sets one application's own [default: 15m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub stale_after: Option<Duration>,
+
+    /// How often consumer applications are checked for staleness and due
+    /// webhook deliveries are tried [default: 5s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub watch_interval: Option<Duration>,
+
+    /// How long one webhook attempt may take [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub webhook_timeout: Option<Duration>,
+
+    /// How long an event is retried before it becomes a dead letter
+    /// [default: 24h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_for: Option<Duration>,
 }
 
 /// Loads the configuration, opens the server and serves until SIGTERM or
@@ -267,7 +291,7 @@ mod tests {
     use super::ServeArgs;
 
     /// Settings that have no flag: tables, which a flag cannot hold.
-    const FILE_ONLY: [&str; 1] = ["app_rate_limits"];
+    const FILE_ONLY: [&str; 2] = ["app_rate_limits", "webhooks"];
 
     fn flags() -> BTreeSet<String> {
         ServeArgs::augment_args(clap::Command::new("serve"))

@@ -38,6 +38,7 @@ impl Access {
             created_at: now,
             updated_at: now,
             disabled_at: None,
+            stale_after: None,
         };
         let detail = serde_json::json!({
             "roles": role_names(record.roles),
@@ -97,6 +98,15 @@ impl Access {
                 record.disabled_at = None;
             }
             detail.insert("disabled".into(), disabled.into());
+        }
+        if let Some(stale_after) = changes.stale_after {
+            record.stale_after = stale_after;
+            detail.insert(
+                "stale_after".into(),
+                stale_after.map_or(serde_json::Value::Null, |span| {
+                    humantime::format_duration(span).to_string().into()
+                }),
+            );
         }
         record.updated_at = now;
         self.commit(actor, AccessChange::UpdateApp(record), detail.into(), now)

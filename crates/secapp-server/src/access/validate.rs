@@ -53,6 +53,9 @@ pub struct AppChanges {
     pub owner: Option<Option<String>>,
     /// Disable (`true`) or enable (`false`).
     pub disabled: Option<bool>,
+    /// Its own stale-consumer allowance; `Some(None)` returns it to the
+    /// server's `--stale-after`.
+    pub stale_after: Option<Option<std::time::Duration>>,
 }
 
 impl AppChanges {
@@ -101,7 +104,24 @@ pub fn app_patch(patch: AppPatch) -> Result<AppChanges, AccessError> {
             .map(|value| text("owner", Some(value), MAX_TEXT))
             .transpose()?,
         disabled: patch.disabled,
+        stale_after: patch.stale_after.as_deref().map(stale_after).transpose()?,
     })
+}
+
+/// `stale_after`: a span as `expires_in` writes it (`5m`, `2h`, `1d`);
+/// `""` means the server's default. The longest (999999d) is as good as
+/// never stale.
+///
+/// # Errors
+/// [`AccessError::Invalid`] naming the field.
+pub fn stale_after(raw: &str) -> Result<Option<std::time::Duration>, AccessError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    parse_span("stale_after", raw)?
+        .to_std()
+        .map(Some)
+        .map_err(|_| AccessError::Invalid("stale_after must be positive".to_owned()))
 }
 
 /// `POST /admin/apps/{name}/tokens` at `now`, checked.
@@ -168,7 +188,7 @@ pub fn expiry(new: &NewToken, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>
             ));
         }
         (Some(lifetime), None) => now
-            .checked_add_signed(parse_lifetime(lifetime)?)
+            .checked_add_signed(parse_span("expires_in", lifetime)?)
             .ok_or_else(|| {
                 AccessError::Invalid(
                     "the expiry must be no later than 9999-12-31T23:59:59Z".to_owned(),
@@ -196,12 +216,12 @@ pub fn expiry(new: &NewToken, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>
     Ok(Some(at))
 }
 
-/// `expires_in`: a positive whole number and one unit, such as `90d`,
-/// `12h`, `30m` or `45s`, with at most 6, 7, 9 or 10 digits.
-fn parse_lifetime(raw: &str) -> Result<TimeDelta, AccessError> {
+/// A span such as `expires_in`: a positive whole number and one unit, such
+/// as `90d`, `12h`, `30m` or `45s`, with at most 6, 7, 9 or 10 digits.
+fn parse_span(field: &str, raw: &str) -> Result<TimeDelta, AccessError> {
     let refused = || {
         AccessError::Invalid(format!(
-            "expires_in must be a whole number and a unit, such as 90d, 12h, 30m or 45s \
+            "{field} must be a whole number and a unit, such as 90d, 12h, 30m or 45s \
              (at most 999999d, 9999999h, 999999999m or 9999999999s), got `{}`",
             shorten(raw)
         ))
@@ -316,6 +336,20 @@ mod tests {
             if let Ok(Some(at)) = until(&time_text) {
                 proptest::prop_assert!(secapp_domain::in_range(at) && at > now());
             }
+        }
+    }
+
+    #[test]
+    fn a_stale_allowance_is_a_span_or_empty_for_the_default() {
+        assert_eq!(
+            stale_after("5m").unwrap(),
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(stale_after("").unwrap(), None);
+        assert!(stale_after("999999d").is_ok());
+        for bad in ["0m", "1000000d", "5 m", "1w", "-5m", "5"] {
+            let err = stale_after(bad).unwrap_err().to_string();
+            assert!(err.contains("stale_after"), "{bad}: {err}");
         }
     }
 

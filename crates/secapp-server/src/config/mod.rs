@@ -104,6 +104,22 @@ pub struct Config {
     /// Where to serve `GET /metrics` without a token, for a private
     /// network; unset serves it only on `listen`, with a token.
     pub metrics_listen: Option<SocketAddr>,
+    /// How long a consumer application may go without polling or holding
+    /// a stream before it counts as stale (each may have its own).
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
+    /// How often consumer applications are checked for staleness and due
+    /// webhook deliveries are tried.
+    #[serde(with = "humantime_serde")]
+    pub watch_interval: Duration,
+    /// How long one webhook attempt may take.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// How long an event is retried before it becomes a dead letter.
+    #[serde(with = "humantime_serde")]
+    pub webhook_retry_for: Duration,
+    /// Where events are sent: `[[webhooks]]` tables.
+    pub webhooks: Vec<WebhookConfig>,
     /// The shared token from [`API_TOKEN_ENV`]; when `None` the token stored
     /// in the data dir is used, if the compatibility mode is on.
     #[serde(skip)]
@@ -121,6 +137,44 @@ pub struct AppRateLimits {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_rate: Option<u32>,
 }
+
+/// One `[[webhooks]]` table: where to send which events, and the secret
+/// they are signed with.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Its name: deliveries are kept under it, so the URL or secret may
+    /// change without losing events waiting for it.
+    pub name: String,
+    /// Where to `POST` events: `http://` or `https://`.
+    pub url: String,
+    /// The key of each event's `Secapp-Signature` (at least 16 characters).
+    pub secret: String,
+    /// Which events: `level_changed`, `consumer_stale`,
+    /// `consumer_recovered`; all three when left out.
+    #[serde(default = "every_event")]
+    pub events: Vec<String>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+fn every_event() -> Vec<String> {
+    crate::store::EventKind::ALL
+        .iter()
+        .map(|kind| kind.as_str().to_owned())
+        .collect()
+}
+
+/// The shortest webhook secret.
+const MIN_SECRET: usize = 16;
 
 /// The shared-token compatibility mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +219,11 @@ impl Default for Config {
             log_format: crate::telemetry::LogFormat::Text,
             metrics_max_shared_apps: 100,
             metrics_listen: None,
+            stale_after: Duration::from_secs(15 * 60),
+            watch_interval: Duration::from_secs(5),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_for: Duration::from_secs(24 * 60 * 60),
+            webhooks: Vec::new(),
             api_token: None,
         }
     }
@@ -225,6 +284,14 @@ pub enum ConfigError {
         name: String,
         /// Why it is not an application name.
         error: secapp_domain::AppNameError,
+    },
+    /// A `[[webhooks]]` table cannot be used.
+    #[error("webhooks[{index}]: {problem}")]
+    Webhook {
+        /// Its place in the file, from 0.
+        index: usize,
+        /// What is wrong.
+        problem: String,
     },
     /// `SECAPP_API_TOKEN` is set but empty or not printable.
     #[error(
@@ -363,6 +430,10 @@ impl Config {
             (self.header_read_timeout, "--header-read-timeout"),
             (self.body_read_timeout, "--body-read-timeout"),
             (self.keep_alive_timeout, "--keep-alive-timeout"),
+            (self.stale_after, "--stale-after"),
+            (self.watch_interval, "--watch-interval"),
+            (self.webhook_timeout, "--webhook-timeout"),
+            (self.webhook_retry_for, "--webhook-retry-for"),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));
@@ -381,6 +452,10 @@ impl Config {
             (self.header_read_timeout, "--header-read-timeout"),
             (self.body_read_timeout, "--body-read-timeout"),
             (self.keep_alive_timeout, "--keep-alive-timeout"),
+            (self.stale_after, "--stale-after"),
+            (self.watch_interval, "--watch-interval"),
+            (self.webhook_timeout, "--webhook-timeout"),
+            (self.webhook_retry_for, "--webhook-retry-for"),
         ] {
             if value > MAX_DURATION {
                 return Err(ConfigError::DurationTooLong(name));
@@ -388,6 +463,58 @@ impl Config {
         }
         if self.max_connections == Some(0) {
             return Err(ConfigError::ZeroCount("--max-connections"));
+        }
+        self.check_webhooks()
+    }
+
+    fn check_webhooks(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for (index, webhook) in self.webhooks.iter().enumerate() {
+            let invalid = |problem: String| ConfigError::Webhook { index, problem };
+            let name_ok = !webhook.name.is_empty()
+                && webhook.name.len() <= 64
+                && webhook
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok {
+                return Err(invalid(
+                    "name must be 1 to 64 letters, digits, `-` or `_`".into(),
+                ));
+            }
+            if !names.insert(webhook.name.as_str()) {
+                return Err(invalid(format!(
+                    "the name `{}` is used twice",
+                    webhook.name
+                )));
+            }
+            let url = reqwest::Url::parse(&webhook.url)
+                .map_err(|e| invalid(format!("url `{}`: {e}", webhook.url)))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(invalid(format!(
+                    "url `{}` must be an http:// or https:// address",
+                    webhook.url
+                )));
+            }
+            if webhook.secret.chars().count() < MIN_SECRET {
+                return Err(invalid(format!(
+                    "secret must be at least {MIN_SECRET} characters"
+                )));
+            }
+            if webhook.events.is_empty() {
+                return Err(invalid(
+                    "events must name at least one event, or be left out for all".into(),
+                ));
+            }
+            if let Some(unknown) = webhook
+                .events
+                .iter()
+                .find(|event| crate::store::EventKind::parse(event).is_none())
+            {
+                return Err(invalid(format!(
+                    "`{unknown}` is not an event; use level_changed, consumer_stale or consumer_recovered"
+                )));
+            }
         }
         Ok(())
     }

@@ -116,6 +116,22 @@ impl AppsSeen {
         by_app.insert(app.clone(), seen);
     }
 
+    /// When each application with its own label was last seen (never
+    /// `other`): what the consumer watch writes to the store.
+    #[must_use]
+    pub fn sightings(&self) -> Vec<(AppName, DateTime<Utc>)> {
+        self.by_app
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|(app, seen)| {
+                let ms = seen.last_seen_ms.load(Ordering::Relaxed);
+                let at = DateTime::<Utc>::from_timestamp_millis(ms).filter(|_| ms > 0)?;
+                Some((app.clone(), at))
+            })
+            .collect()
+    }
+
     /// Every label value with what was seen, `other` last when it was used.
     #[must_use]
     pub fn snapshot(&self) -> Vec<(String, u64, Option<i64>)> {

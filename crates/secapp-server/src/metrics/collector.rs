@@ -1,6 +1,6 @@
 //! The figures read at each scrape: the level and head, every consumer
-//! application's polls, last sighting and whether it is behind, open
-//! streams, and refused authentications by reason.
+//! application's polls, last sighting, whether it is behind and whether it
+//! is stale, open streams, and refused authentications by reason.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use prometheus_client::registry::Unit;
 
 use super::apps::{AppsSeen, OTHER};
 use crate::access::Access;
+use crate::alerts::Alerts;
 use crate::clock::Clock;
 use crate::hub::Hub;
 use crate::streams::StreamLimits;
@@ -21,6 +22,7 @@ pub(super) struct Scrape {
     pub(super) hub: Arc<Hub>,
     pub(super) access: Arc<Access>,
     pub(super) streams: Arc<StreamLimits>,
+    pub(super) alerts: Arc<Alerts>,
     pub(super) apps: Arc<AppsSeen>,
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -152,6 +154,18 @@ impl Collector for Scrape {
             family
                 .encode_family(&[("app", app.as_str())])?
                 .encode_gauge(&i64::from(*is_behind))?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "consumer_stale",
+            "1 while a consumer application is stale: unseen for longer than its allowance",
+            None,
+            MetricType::Gauge,
+        )?;
+        for alert in self.alerts.current() {
+            let stale = alert.standing.state == crate::store::AlertState::Stale;
+            family
+                .encode_family(&[("app", alert.app.as_str())])?
+                .encode_gauge(&i64::from(stale))?;
         }
         let refusals = self.access.failures.report().by_reason;
         let mut family = encoder.encode_descriptor(

@@ -98,6 +98,8 @@ pub fn route_of(path: &str) -> &'static str {
         "/secapp/update" => "/secapp/update",
         "/secapp/stream" => "/secapp/stream",
         "/secapp/consumers" => "/secapp/consumers",
+        "/secapp/alerts" => "/secapp/alerts",
+        "/secapp/alerts/history" => "/secapp/alerts/history",
         "/secapp/history" => "/secapp/history",
         "/admin/apps" => "/admin/apps",
         "/admin/tokens" => "/admin/tokens",

@@ -34,6 +34,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::access::Access;
+use crate::alerts::Alerts;
 use crate::clock::Clock;
 use crate::hub::Hub;
 use crate::streams::StreamLimits;
@@ -90,6 +91,27 @@ struct OperationLabel {
     operation: &'static str,
 }
 
+/// How a webhook attempt ended, as `secapp_webhook_deliveries_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WebhookOutcome {
+    /// The receiver took the event.
+    Delivered,
+    /// It failed and will be retried.
+    Failed,
+    /// It failed after its retry period: a dead letter.
+    Dead,
+}
+
+impl WebhookOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+        }
+    }
+}
+
 /// The metrics of one server.
 pub struct Metrics {
     registry: Registry,
@@ -98,6 +120,7 @@ pub struct Metrics {
     http_duration: Family<RouteLabel, Histogram>,
     store_duration: Family<OperationLabel, Histogram>,
     long_polls_waiting: Gauge,
+    webhook_deliveries: Family<OutcomeLabel, Counter>,
     apps: Arc<AppsSeen>,
 }
 
@@ -154,8 +177,25 @@ impl Metrics {
             "Long polls held open now",
             long_polls_waiting.clone(),
         );
+        let webhook_deliveries = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook attempts by how they ended: delivered, failed (to be retried), dead (retry period over)",
+            webhook_deliveries.clone(),
+        );
+        for outcome in [
+            WebhookOutcome::Delivered,
+            WebhookOutcome::Failed,
+            WebhookOutcome::Dead,
+        ] {
+            // Present from the start, so a rate over them is never empty.
+            let _ = webhook_deliveries.get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            });
+        }
         Self {
             registry,
+            webhook_deliveries,
             publishes,
             http_requests,
             http_duration,
@@ -172,6 +212,7 @@ impl Metrics {
         hub: Arc<Hub>,
         access: Arc<Access>,
         streams: Arc<StreamLimits>,
+        alerts: Arc<Alerts>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         self.registry
@@ -179,6 +220,7 @@ impl Metrics {
                 hub,
                 access,
                 streams,
+                alerts,
                 apps: self.apps.clone(),
                 clock,
             }));
@@ -206,8 +248,17 @@ impl Metrics {
 
     /// Polls and sightings per application.
     #[must_use]
-    pub fn apps(&self) -> &AppsSeen {
+    pub fn apps(&self) -> &Arc<AppsSeen> {
         &self.apps
+    }
+
+    /// Counts a webhook attempt.
+    pub fn webhook(&self, outcome: WebhookOutcome) {
+        self.webhook_deliveries
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+            .inc();
     }
 
     /// Marks a long poll held until the guard is dropped.

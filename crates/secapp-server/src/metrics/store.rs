@@ -11,10 +11,13 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument as _;
 
 use super::StoreTimer;
+use secapp_domain::AppName;
+
 use crate::store::{
     AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
-    Deliveries, HistoryEntry, HistoryQuery, NewChange, Published, Registry, Snapshot, Store,
-    StoreError,
+    ConsumerWatch, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery, NewChange,
+    Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
+    WatchTransition,
 };
 
 /// Wraps a store; every call is timed under its operation's name.
@@ -81,6 +84,60 @@ impl Registry for TimedStore {
 impl AuditLog for TimedStore {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.timed("audit", self.inner.audit(query)).await
+    }
+}
+
+#[async_trait]
+impl ConsumerWatch for TimedStore {
+    async fn watch(
+        &self,
+        sightings: Vec<(AppName, DateTime<Utc>)>,
+    ) -> Result<Vec<WatchRecord>, StoreError> {
+        self.timed("watch", self.inner.watch(sightings)).await
+    }
+
+    async fn change_watch(&self, changes: Vec<WatchChange>) -> Result<Vec<bool>, StoreError> {
+        self.timed("change_watch", self.inner.change_watch(changes))
+            .await
+    }
+
+    async fn watch_history(
+        &self,
+        app: Option<AppName>,
+        limit: u32,
+    ) -> Result<Vec<WatchTransition>, StoreError> {
+        self.timed("watch_history", self.inner.watch_history(app, limit))
+            .await
+    }
+}
+
+#[async_trait]
+impl Outbox for TimedStore {
+    async fn claim_deliveries(
+        &self,
+        webhook: &str,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.timed(
+            "claim_deliveries",
+            self.inner.claim_deliveries(webhook, now, hold_until, limit),
+        )
+        .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery: &Delivery,
+        outcome: DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.timed(
+            "finish_delivery",
+            self.inner.finish_delivery(delivery, outcome, at),
+        )
+        .await
     }
 }
 

@@ -79,6 +79,10 @@ pub async fn consumers(
             sent: knowledge.sent.map(view),
             acknowledged: knowledge.acknowledged.map(view),
             behind: knowledge.behind(head_id),
+            alert: state
+                .alerts
+                .of(&app)
+                .map(|alert| crate::routes::alerts::status(&alert)),
         })
         .filter(|view| params.behind.is_none_or(|behind| view.behind == behind))
         .collect();

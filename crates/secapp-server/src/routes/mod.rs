@@ -5,6 +5,7 @@
 //!   `If-None-Match` cursor modes, optionally as a long poll.
 //! - [`stream`]: `GET /secapp/stream`, server-sent events.
 //! - [`consumers`]: `GET /secapp/consumers`, who holds the current state.
+//! - [`alerts`]: `GET /secapp/alerts` and its history, stale consumers.
 //! - [`history`]: `GET /secapp/history`, the audit history of publishes.
 //! - [`admin`]: `/admin/...`, applications, tokens, the admin audit and
 //!   refused authentications.
@@ -16,6 +17,7 @@
 //!   parameters and cursor headers.
 
 pub mod admin;
+pub mod alerts;
 pub mod body;
 pub mod consumers;
 pub mod extract;
@@ -88,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/secapp/update", get(poll::poll).post(publish::publish))
         .route("/secapp/stream", get(stream::stream))
         .route("/secapp/consumers", get(consumers::consumers))
+        .route("/secapp/alerts", get(alerts::alerts))
+        .route("/secapp/alerts/history", get(alerts::alert_history))
         .route("/secapp/history", get(history::history))
         .route("/admin/apps", get(admin::list_apps).post(admin::create_app))
         .route(

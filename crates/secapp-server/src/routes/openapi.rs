@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, consumers, health, history, poll, publish, stream};
+use super::{admin, alerts, consumers, health, history, poll, publish, stream};
 use crate::listener::{MAX_HEAD_BYTES, MAX_HEADERS};
 use crate::routes::body::MAX_BODY_BYTES;
 
@@ -45,6 +45,10 @@ pub mod patterns {
     /// A token's `expires_in`: a whole number and one unit.
     pub const LIFETIME: &str =
         r"^([1-9][0-9]{0,5}d|[1-9][0-9]{0,6}h|[1-9][0-9]{0,8}m|[1-9][0-9]{0,9}s)$";
+    /// An application's `stale_after`: a span as `expires_in` writes it,
+    /// or empty for the server's default.
+    pub const STALE_AFTER: &str =
+        r"^([1-9][0-9]{0,5}d|[1-9][0-9]{0,6}h|[1-9][0-9]{0,8}m|[1-9][0-9]{0,9}s)?$";
 }
 
 /// The largest `status_change_id` a client may send back: 18 digits.
@@ -65,6 +69,8 @@ pub const MAX_ID: i64 = 999_999_999_999_999_999;
         poll::poll,
         stream::stream,
         consumers::consumers,
+        alerts::alerts,
+        alerts::alert_history,
         history::history,
         admin::list_apps,
         admin::create_app,
@@ -89,6 +95,11 @@ pub const MAX_ID: i64 = 999_999_999_999_999_999;
         secapp_api::ConsumersAnswer,
         secapp_api::ConsumerView,
         secapp_api::SightingView,
+        secapp_api::alerts::AlertStatus,
+        secapp_api::alerts::AlertView,
+        secapp_api::alerts::AlertsAnswer,
+        secapp_api::alerts::AlertTransitionView,
+        secapp_api::alerts::AlertHistoryAnswer,
         secapp_api::HistoryAnswer,
         secapp_api::HistoryEntry,
         secapp_api::admin::NewApp,
@@ -176,6 +187,10 @@ const PARAMETERS: &[(ParameterKey, Rules)] = &[
         || json!({"type": "string", "format": "date-time"}),
     ),
     (("query", "behind"), || json!({"type": "boolean"})),
+    (
+        ("query", "state"),
+        || json!({"type": "string", "enum": ["fresh", "stale", "never_seen"]}),
+    ),
 ];
 
 /// The constraints of each request body field, by schema and field; merged
@@ -193,6 +208,11 @@ const FIELDS: &[(&str, &str, Rules)] = &[
     ("AppPatch", "roles", || roles(true)),
     ("AppPatch", "description", || text(512)),
     ("AppPatch", "owner", || text(512)),
+    (
+        "AppPatch",
+        "stale_after",
+        || json!({"type": ["string", "null"], "pattern": patterns::STALE_AFTER}),
+    ),
     (
         "NewToken",
         "expires_in",
@@ -456,6 +476,11 @@ mod tests {
         fn free_text_is_read_as_the_document_says(text in around(patterns::TEXT)) {
             let accepted = validate::text("label", Some(text.clone()), usize::MAX).is_ok();
             agree(patterns::TEXT, &text, accepted)?;
+        }
+
+        #[test]
+        fn stale_allowances_are_read_as_the_document_says(text in around(patterns::STALE_AFTER)) {
+            agree(patterns::STALE_AFTER, &text, validate::stale_after(&text).is_ok())?;
         }
 
         #[test]

@@ -14,7 +14,7 @@ use crate::metrics::PublishOutcome;
 use crate::routes::body::JsonBody;
 use crate::routes::params;
 use crate::state::AppState;
-use crate::store::{Idempotency, NewChange, Published};
+use crate::store::{EventKind, Idempotency, NewChange, Published};
 
 /// Publish a change of the criticality level.
 ///
@@ -84,6 +84,10 @@ async fn record(
                 head_version = recorded.head.version.0,
                 "published"
             );
+            if recorded.outcome == Outcome::Head {
+                // A level_changed event may be waiting in the outbox.
+                state.webhooks.wake();
+            }
             state.metrics.published(match recorded.outcome {
                 Outcome::Head => PublishOutcome::Head,
                 Outcome::Tie => PublishOutcome::Tie,
@@ -157,5 +161,6 @@ fn validate(
         idempotency,
         source: None,
         token_id: Some(principal.token_id.to_string()),
+        level_webhooks: state.webhooks.subscribed(EventKind::LevelChanged),
     })
 }

@@ -196,6 +196,7 @@ mod tests {
             idempotency: None,
             source: None,
             token_id: None,
+            level_webhooks: Vec::new(),
         };
         hub.publish(change).await.unwrap().recorded().unwrap().id
     }

@@ -7,8 +7,11 @@
 //! - [`Deliveries`]: what each consumer application was told, sent and acknowledged;
 //! - [`Registry`]: applications and tokens, each change with its audit event;
 //! - [`AuditLog`]: reading the admin audit back;
+//! - [`ConsumerWatch`]: when each consumer was last seen, its alert state
+//!   and the history of its changes;
+//! - [`Outbox`]: events waiting for webhooks, claimed and finished by the sender;
 //!
-//! and [`Store`] is all four plus start-up, health and shutdown.
+//! and [`Store`] is all six plus start-up, health and shutdown.
 //!
 //! No method may assume its process is the only writer: a store decides the
 //! head inside the publishing transaction from what the database holds,
@@ -17,9 +20,11 @@
 //! gaps. The [`conformance`] suite (behind the `testing` feature) proves it
 //! for a backend, with two live instances on one database where it matters.
 //!
-//! - `records.rs`: the records the traits take and return.
+//! - `records.rs`: the records the traits take and return;
+//!   `alerts.rs`: those of the consumer watch and the outbox.
 //! - `error.rs`: [`StoreError`], sorted by what a caller can do.
 
+mod alerts;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod error;
@@ -28,6 +33,7 @@ mod records;
 pub mod round_trip;
 pub mod sqlite;
 
+pub use alerts::*;
 pub use error::{Cause, StoreError};
 pub use records::*;
 
@@ -36,6 +42,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use secapp_domain::AppName;
 
 /// Published changes: the ordering decision and the history.
 #[async_trait]
@@ -82,9 +89,59 @@ pub trait AuditLog: Send + Sync {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
+/// When each consumer application was last seen and its alert state.
+#[async_trait]
+pub trait ConsumerWatch: Send + Sync {
+    /// Moves stored last sightings forward to `sightings` (never back),
+    /// then reads every watched application's record.
+    async fn watch(
+        &self,
+        sightings: Vec<(AppName, DateTime<Utc>)>,
+    ) -> Result<Vec<WatchRecord>, StoreError>;
+
+    /// Records each change whose application's stored state is still its
+    /// `from`, with its history entry and its event, one transaction for
+    /// all; answers, for each change, whether it was recorded (`false`:
+    /// another writer changed the state first).
+    async fn change_watch(&self, changes: Vec<WatchChange>) -> Result<Vec<bool>, StoreError>;
+
+    /// Reads changes of alert state, newest first, of one application or all.
+    async fn watch_history(
+        &self,
+        app: Option<AppName>,
+        limit: u32,
+    ) -> Result<Vec<WatchTransition>, StoreError>;
+}
+
+/// Events waiting to be delivered to webhooks.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims up to `limit` of `webhook`'s deliveries that are due at `now`,
+    /// oldest first: each is held (not due again) until `hold_until`, so
+    /// two senders never try one delivery at once, and one that stops
+    /// mid-attempt leaves it to be tried again once the hold ends.
+    async fn claim_deliveries(
+        &self,
+        webhook: &str,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Records how an attempt ended, at `at`.
+    async fn finish_delivery(
+        &self,
+        delivery: &Delivery,
+        outcome: DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
 /// A whole store: every aggregate, plus loading, health and shutdown.
 #[async_trait]
-pub trait Store: ChangeLog + Deliveries + Registry + AuditLog + 'static {
+pub trait Store:
+    ChangeLog + Deliveries + Registry + AuditLog + ConsumerWatch + Outbox + 'static
+{
     /// Loads the head, consumer records, applications and tokens.
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
 

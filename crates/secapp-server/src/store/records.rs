@@ -22,6 +22,9 @@ pub struct NewChange {
     /// The id of the token it was published with (`shared` for the shared
     /// compatibility token).
     pub token_id: Option<String>,
+    /// The webhooks (by name) to tell, in the same transaction, when this
+    /// change becomes the head with a level other than the previous head's.
+    pub level_webhooks: Vec<String>,
 }
 
 /// Which part of the history to read, newest first.
@@ -191,6 +194,9 @@ pub struct AppRecord {
     pub updated_at: DateTime<Utc>,
     /// When it was disabled, while it is.
     pub disabled_at: Option<DateTime<Utc>>,
+    /// How long it may go unseen before it counts as stale, when it has an
+    /// allowance of its own; `None` uses the server's `--stale-after`.
+    pub stale_after: Option<std::time::Duration>,
 }
 
 /// An issued token. The token itself is never stored, only its SHA-256.

@@ -108,6 +108,7 @@ fn new_change() -> impl Strategy<Value = NewChange> {
                 idempotency: None,
                 source,
                 token_id,
+                level_webhooks: Vec::new(),
             },
         )
 }
@@ -121,16 +122,20 @@ fn app_record() -> impl Strategy<Value = AppRecord> {
         instant(),
         instant(),
         optional_instant(),
+        prop::option::of(1..=3_153_600_000_000_u64),
     )
         .prop_map(
-            |(name, roles, description, owner, created_at, updated_at, disabled_at)| AppRecord {
-                name,
-                roles,
-                description,
-                owner,
-                created_at,
-                updated_at,
-                disabled_at,
+            |(name, roles, description, owner, created_at, updated_at, disabled_at, stale_ms)| {
+                AppRecord {
+                    name,
+                    roles,
+                    description,
+                    owner,
+                    created_at,
+                    updated_at,
+                    disabled_at,
+                    stale_after: stale_ms.map(std::time::Duration::from_millis),
+                }
             },
         )
 }

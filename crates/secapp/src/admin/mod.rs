@@ -96,7 +96,7 @@ enum AppsAction {
         /// The application.
         name: String,
     },
-    /// Change an application's roles, description or owner.
+    /// Change an application's roles, description, owner or stale allowance.
     Update {
         /// The application.
         name: String,
@@ -109,6 +109,11 @@ enum AppsAction {
         /// The new owner ("" clears it).
         #[arg(long)]
         owner: Option<String>,
+        /// How long it may go without polling or holding a stream before
+        /// it counts as stale, such as 5m or 2h ("" returns it to the
+        /// server's --stale-after).
+        #[arg(long, value_name = "SPAN")]
+        stale_after: Option<String>,
     },
     /// Disable an application: its tokens are refused until it is enabled.
     Disable {
@@ -258,16 +263,19 @@ async fn run_apps(admin: &Admin, action: AppsAction, json: bool) -> Result<(), C
             roles,
             description,
             owner,
+            stale_after,
         } => {
             let patch = AppPatch {
                 roles: (!roles.is_empty()).then_some(roles),
                 description,
                 owner,
                 disabled: None,
+                stale_after,
             };
             if patch == AppPatch::default() {
                 return Err(CliError(
-                    "nothing to change: give --role, --description or --owner".to_owned(),
+                    "nothing to change: give --role, --description, --owner or --stale-after"
+                        .to_owned(),
                 ));
             }
             show(&admin.update_app(&name, patch).await?, json);

@@ -31,6 +31,12 @@ pub(super) fn print_app(app: &AppView) {
         app.description.clone().unwrap_or_else(none)
     );
     println!("owner        {}", app.owner.clone().unwrap_or_else(none));
+    println!(
+        "stale after  {}",
+        app.stale_after
+            .clone()
+            .unwrap_or_else(|| "the server's --stale-after".to_owned())
+    );
     println!("created      {}", app.created_at);
     println!(
         "last used    {}",

@@ -214,6 +214,18 @@ async fn online_commands_manage_apps_and_tokens_with_an_admin_token() {
     run(&["apps", "enable", "payments"]);
     assert_eq!(poll(token.clone()).await.0, 200);
 
+    let own = run(&["apps", "update", "payments", "--stale-after", "5m"]);
+    assert_eq!(own["stale_after"], "5m");
+    let (ok, _, stderr) = secapp(
+        &online(&["apps", "update", "payments", "--stale-after", "5 min"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(!ok && stderr.contains("stale_after"), "{stderr}");
+    let back = run(&["apps", "update", "payments", "--stale-after", ""]);
+    assert_eq!(back["stale_after"], Value::Null);
+
     let updated = run(&[
         "apps", "update", "payments", "--role", "consume", "--role", "publish",
     ]);

@@ -62,13 +62,30 @@ pub async fn spawn_app_in(
     data_dir: tempfile::TempDir,
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
+    spawn_app_on(
+        data_dir,
+        Arc::new(secapp_server::clock::SystemClock),
+        adjust,
+    )
+    .await
+}
+
+/// Starts a server on an existing data dir with the given clock (a
+/// [`secapp_server::clock::ManualClock`] makes minutes pass at once).
+pub async fn spawn_app_on(
+    data_dir: tempfile::TempDir,
+    clock: Arc<dyn secapp_server::clock::Clock>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config::new(data_dir.path());
     // Tests publish and poll in bursts as one app; the rate-limit tests set
     // their own limits.
     config.publish_rate = 0;
     config.read_rate = 0;
     adjust(&mut config);
-    let server = Server::open(config).await.expect("open server");
+    let server = Server::open_with_clock(config, clock)
+        .await
+        .expect("open server");
     let admin_token = match server.first_admin() {
         Some(issued) => issued.token.clone(),
         // A restart: `admin` exists, and its first token was only shown at

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod alerts;
 mod bad_input;
 mod cli;
 mod connections;
@@ -17,3 +18,5 @@ mod idempotency;
 mod metrics;
 mod operations;
 mod realtime;
+mod receiver;
+mod webhooks;

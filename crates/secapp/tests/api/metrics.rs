@@ -13,7 +13,7 @@ use crate::helpers::{
 /// The samples of an exposition, by series (`name{labels}` as written).
 /// Panics on a line that is neither a comment nor a sample, or when the
 /// exposition does not end with `# EOF`.
-fn parse(text: &str) -> BTreeMap<String, f64> {
+pub fn parse(text: &str) -> BTreeMap<String, f64> {
     assert!(text.ends_with("# EOF\n"), "the exposition ends with # EOF");
     let mut samples = BTreeMap::new();
     for line in text.lines() {
@@ -44,7 +44,7 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
-async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
+pub async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
     let response = app.as_admin(Method::GET, "/metrics").send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(
@@ -56,7 +56,7 @@ async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
     parse(&response.text().await.unwrap())
 }
 
-fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
     *samples
         .get(series)
         .unwrap_or_else(|| panic!("no series {series} in {samples:#?}"))

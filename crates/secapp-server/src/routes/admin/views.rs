@@ -24,6 +24,9 @@ pub fn app(details: &AppDetails, now: DateTime<Utc>) -> AppView {
         created_at: shown(app.created_at),
         updated_at: shown(app.updated_at),
         disabled: app.disabled_at.is_some(),
+        stale_after: app
+            .stale_after
+            .map(|span| humantime::format_duration(span).to_string()),
         last_used_at: details
             .tokens
             .iter()

@@ -9,16 +9,19 @@
 //! - `deliveries.rs`: consumer records only moving forward, whoever writes;
 //! - `registry.rs`: applications, tokens, their audit, and conflicts
 //!   between two writers;
+//! - `watch.rs`: the consumer watch and the outbox, with two servers;
 //! - here: starting empty and refusing work after close.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod change_log;
 mod deliveries;
 mod registry;
+mod watch;
 
 pub use change_log::*;
 pub use deliveries::*;
 pub use registry::*;
+pub use watch::*;
 
 use std::sync::Arc;
 
@@ -46,6 +49,7 @@ pub(super) fn change(level: i64, at: &str) -> NewChange {
         idempotency: None,
         source: None,
         token_id: None,
+        level_webhooks: Vec::new(),
     }
 }
 
@@ -139,6 +143,10 @@ macro_rules! conformance_tests {
             a_second_writer_decides_against_what_the_first_recorded,
             a_stale_writer_never_moves_a_record_back,
             a_second_writer_conflicts_instead_of_overwriting,
+            sightings_only_move_forward,
+            two_watchers_record_a_change_of_state_once,
+            a_level_change_writes_its_event_with_the_publish,
+            a_delivery_is_held_by_one_sender_at_a_time,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {

@@ -23,6 +23,7 @@ pub async fn keeps_applications_tokens_and_their_audit(backend: &dyn Backend) {
         created_at: created,
         updated_at: created,
         disabled_at: None,
+        stale_after: None,
     };
     let token = TokenRecord {
         id: "tok_0002".into(),
@@ -50,6 +51,7 @@ pub async fn keeps_applications_tokens_and_their_audit(backend: &dyn Backend) {
         .unwrap();
     let disabled = AppRecord {
         disabled_at: Some(created),
+        stale_after: Some(std::time::Duration::from_secs(300)),
         ..app.clone()
     };
     store
@@ -146,6 +148,7 @@ pub async fn a_second_writer_conflicts_instead_of_overwriting(backend: &dyn Back
         created_at: now,
         updated_at: now,
         disabled_at: None,
+        stale_after: None,
     };
     let create = |name: &str| {
         (

@@ -5,9 +5,10 @@ use rusqlite::{Connection, Transaction, params};
 use secapp_domain::{AppName, Change, ChangeId, Head, Ledger, Outcome, Version};
 
 use super::idempotency::{self, Claim};
+use super::outbox;
 use super::rows::{self, Fields, failed, rfc3339, version_to_sql};
 use crate::store::{
-    HistoryEntry, HistoryQuery, NewChange, Published, Recorded, StoreError, UnreadableRow,
+    HistoryEntry, HistoryQuery, NewChange, NewEvent, Published, Recorded, StoreError, UnreadableRow,
 };
 
 /// The head and the latest head version given, as the database holds them
@@ -109,6 +110,14 @@ pub(super) fn publish(
                 return Ok(earlier);
             }
         }
+    }
+    let previous_level = ledger.head().map(|head| head.change.level);
+    if outcome == Outcome::Head
+        && previous_level != Some(change.level)
+        && !change.level_webhooks.is_empty()
+    {
+        let event = NewEvent::level_changed(change, ChangeId(id), version, previous_level);
+        outbox::insert(&savepoint, &event)?;
     }
     savepoint.commit().map_err(&recording)?;
     let applied = ledger.apply(Change {

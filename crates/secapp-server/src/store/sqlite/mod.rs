@@ -9,7 +9,7 @@
 //! - `worker.rs`: the thread, its request protocol and the group commit.
 //! - `schema.rs`: the migrations and connection settings.
 //! - `changes.rs`, `idempotency.rs`, `consumers.rs`, `registry.rs`,
-//!   `audit.rs`: the SQL of each aggregate.
+//!   `audit.rs`, `watch.rs`, `outbox.rs`: the SQL of each aggregate.
 //! - `rows.rs`: how rows are written and decoded, and how driver errors
 //!   become [`StoreError`]s.
 
@@ -17,11 +17,13 @@ mod audit;
 mod changes;
 mod consumers;
 mod idempotency;
+mod outbox;
 mod registry;
 mod rows;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod watch;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -35,10 +37,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
-    Deliveries, HistoryEntry, HistoryQuery, NewChange, Published, Registry, Snapshot, Store,
-    StoreError,
+    ConsumerWatch, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery, NewChange,
+    Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
+    WatchTransition,
 };
-use worker::{Command, Reply, Worker};
+use secapp_domain::AppName;
+use worker::{Claim, Command, Reply, Worker};
 
 /// File name of the database inside the data dir, by default.
 pub const DATABASE_FILE: &str = "secapp.db";
@@ -146,6 +150,63 @@ impl Registry for SqliteStore {
 impl AuditLog for SqliteStore {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.ask(|reply| Command::Audit(query, reply)).await
+    }
+}
+
+#[async_trait]
+impl ConsumerWatch for SqliteStore {
+    async fn watch(
+        &self,
+        sightings: Vec<(AppName, DateTime<Utc>)>,
+    ) -> Result<Vec<WatchRecord>, StoreError> {
+        self.ask(|reply| Command::Watch(sightings, reply)).await
+    }
+
+    async fn change_watch(&self, changes: Vec<WatchChange>) -> Result<Vec<bool>, StoreError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ask(|reply| Command::ChangeWatch(changes, reply)).await
+    }
+
+    async fn watch_history(
+        &self,
+        app: Option<AppName>,
+        limit: u32,
+    ) -> Result<Vec<WatchTransition>, StoreError> {
+        self.ask(|reply| Command::WatchHistory(app, limit, reply))
+            .await
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteStore {
+    async fn claim_deliveries(
+        &self,
+        webhook: &str,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let claim = Claim {
+            webhook: webhook.to_owned(),
+            now,
+            hold_until,
+            limit,
+        };
+        self.ask(|reply| Command::ClaimDeliveries(claim, reply))
+            .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery: &Delivery,
+        outcome: DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let finished = Box::new((delivery.clone(), outcome));
+        self.ask(|reply| Command::FinishDelivery(finished, at, reply))
+            .await
     }
 }
 

@@ -16,7 +16,8 @@ pub(super) fn load_apps(
 ) -> Result<(Vec<AppRecord>, Vec<UnreadableRow>), StoreError> {
     rows::load(
         conn,
-        "SELECT name, roles, description, owner, created_at, updated_at, disabled_at
+        "SELECT name, roles, description, owner, created_at, updated_at, disabled_at,
+                stale_after_ms
          FROM apps ORDER BY name",
         [],
         rows::app,
@@ -67,8 +68,9 @@ pub(super) fn change(
 fn apply(conn: &Connection, change: &AccessChange) -> Result<(), rusqlite::Error> {
     let changed = match change {
         AccessChange::CreateApp(app) => conn.execute(
-            "INSERT INTO apps (name, roles, description, owner, created_at, updated_at, disabled_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO apps (name, roles, description, owner, created_at, updated_at, disabled_at,
+                               stale_after_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 app.name.as_str(),
                 app.roles.to_stored(),
@@ -77,11 +79,12 @@ fn apply(conn: &Connection, change: &AccessChange) -> Result<(), rusqlite::Error
                 rfc3339(app.created_at),
                 rfc3339(app.updated_at),
                 app.disabled_at.map(rfc3339),
+                app.stale_after.map(rows::duration_to_ms),
             ],
         )?,
         AccessChange::UpdateApp(app) => conn.execute(
             "UPDATE apps SET roles = ?2, description = ?3, owner = ?4, updated_at = ?5,
-                             disabled_at = ?6
+                             disabled_at = ?6, stale_after_ms = ?7
              WHERE name = ?1",
             params![
                 app.name.as_str(),
@@ -90,6 +93,7 @@ fn apply(conn: &Connection, change: &AccessChange) -> Result<(), rusqlite::Error
                 app.owner,
                 rfc3339(app.updated_at),
                 app.disabled_at.map(rfc3339),
+                app.stale_after.map(rows::duration_to_ms),
             ],
         )?,
         AccessChange::IssueToken(token) => conn.execute(

@@ -8,6 +8,8 @@
 //! fields as stored) and the server keeps serving. Pages of the history and
 //! the audit leave such rows out, with a warning in the log ([`skipped`]).
 
+use std::time::Duration;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row};
@@ -17,14 +19,20 @@ use secapp_domain::{
 };
 
 use crate::store::{
-    AppRecord, AuditEvent, AuditRecord, Cause, ConsumerRecord, HistoryEntry, StoreError,
-    TokenRecord, UnreadableRow,
+    AppRecord, AuditEvent, AuditRecord, Cause, ConsumerRecord, Delivery, EventKind, HistoryEntry,
+    Standing, StoreError, TokenRecord, UnreadableRow, WatchRecord, WatchTransition,
 };
 
 /// An instant as stored: RFC 3339 in UTC with microseconds. Fixed width, so
 /// text order is time order.
 pub(super) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A duration as whole milliseconds, saturating (settings are capped at
+/// 100 years, far below).
+pub(super) fn duration_to_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A head version as stored.
@@ -191,6 +199,16 @@ pub(super) fn app(fields: &Fields<'_, '_>) -> Result<AppRecord, String> {
         created_at: fields.required_instant(4, "created_at")?,
         updated_at: fields.required_instant(5, "updated_at")?,
         disabled_at: fields.instant(6, "disabled_at")?,
+        stale_after: fields
+            .integer(7, "stale_after_ms")?
+            .map(|ms| {
+                u64::try_from(ms)
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| format!("stale_after_ms: {ms} is not a positive duration"))
+            })
+            .transpose()?,
     })
 }
 
@@ -309,6 +327,47 @@ pub(super) fn audit_record(fields: &Fields<'_, '_>) -> Result<AuditRecord, Strin
             target: fields.required_text(6, "target")?,
             detail: fields.required_text(7, "detail")?,
         },
+    })
+}
+
+pub(super) fn watch_record(fields: &Fields<'_, '_>) -> Result<WatchRecord, String> {
+    let name = fields.required_text(0, "app")?;
+    let standing = match (fields.text(2, "state")?, fields.instant(3, "since")?) {
+        (Some(state), Some(since)) => Some(Standing {
+            state: super::watch::state(&state, "state")?,
+            since,
+        }),
+        (None, _) => None,
+        (Some(_), None) => return Err("since is missing".to_owned()),
+    };
+    Ok(WatchRecord {
+        app: AppName::parse(&name).map_err(|e| format!("app: {e}"))?,
+        last_seen: fields.instant(1, "last_seen")?,
+        standing,
+    })
+}
+
+pub(super) fn watch_transition(fields: &Fields<'_, '_>) -> Result<WatchTransition, String> {
+    Ok(WatchTransition {
+        id: fields.required_integer(0, "id")?,
+        app: fields.required_text(1, "app")?,
+        from: super::watch::state(&fields.required_text(2, "from_state")?, "from_state")?,
+        to: super::watch::state(&fields.required_text(3, "to_state")?, "to_state")?,
+        at: fields.required_instant(4, "at")?,
+        last_seen: fields.instant(5, "last_seen")?,
+    })
+}
+
+pub(super) fn delivery(fields: &Fields<'_, '_>) -> Result<Delivery, String> {
+    let kind = fields.required_text(2, "type")?;
+    Ok(Delivery {
+        event_id: fields.required_integer(0, "event_id")?,
+        webhook: fields.required_text(1, "webhook")?,
+        kind: EventKind::parse(&kind).ok_or_else(|| format!("type `{kind}` is not an event"))?,
+        occurred_at: fields.required_instant(3, "occurred_at")?,
+        data: fields.required_text(4, "data")?,
+        attempts: u32::try_from(fields.required_integer(5, "attempts")?)
+            .map_err(|_| "attempts is out of range".to_owned())?,
     })
 }
 

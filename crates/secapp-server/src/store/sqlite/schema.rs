@@ -35,6 +35,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "applications, tokens and admin audit",
         include_str!("../../../migrations/sqlite/0005_access.sql"),
     ),
+    (
+        6,
+        "consumer watch and webhooks",
+        include_str!("../../../migrations/sqlite/0006_watch_and_webhooks.sql"),
+    ),
 ];
 
 /// Sets what durability and concurrency rest on; refuses a file system

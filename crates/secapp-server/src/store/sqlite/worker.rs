@@ -10,11 +10,13 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::failed;
-use super::{audit, changes, consumers, idempotency, registry};
+use super::{audit, changes, consumers, idempotency, outbox, registry, watch};
 use crate::store::{
-    AccessChange, AuditEvent, AuditQuery, AuditRecord, ConsumerRecord, HistoryEntry, HistoryQuery,
-    NewChange, Published, Snapshot, StoreError,
+    AccessChange, AuditEvent, AuditQuery, AuditRecord, ConsumerRecord, Delivery, DeliveryOutcome,
+    HistoryEntry, HistoryQuery, NewChange, Published, Snapshot, StoreError, WatchChange,
+    WatchRecord, WatchTransition,
 };
+use secapp_domain::AppName;
 
 /// The most requests handled in one transaction; bounds the latency one batch
 /// adds to the requests behind it.
@@ -34,8 +36,21 @@ pub(super) enum Command {
     ChangeAccess(AccessChange, AuditEvent, Reply<()>),
     Audit(AuditQuery, Reply<Vec<AuditRecord>>),
     SaveTokenUsage(Vec<(String, DateTime<Utc>)>, Reply<()>),
+    Watch(Vec<(AppName, DateTime<Utc>)>, Reply<Vec<WatchRecord>>),
+    ChangeWatch(Vec<WatchChange>, Reply<Vec<bool>>),
+    WatchHistory(Option<AppName>, u32, Reply<Vec<WatchTransition>>),
+    ClaimDeliveries(Claim, Reply<Vec<Delivery>>),
+    FinishDelivery(Box<(Delivery, DeliveryOutcome)>, DateTime<Utc>, Reply<()>),
     Ping(Reply<()>),
     Close(Reply<()>),
+}
+
+/// What a sender asks to claim.
+pub(super) struct Claim {
+    pub(super) webhook: String,
+    pub(super) now: DateTime<Utc>,
+    pub(super) hold_until: DateTime<Utc>,
+    pub(super) limit: u32,
 }
 
 /// Owns the connection; runs on its own thread. It keeps no ordering state
@@ -102,6 +117,30 @@ impl Worker {
                 }
                 Command::SaveTokenUsage(used, reply) => {
                     let _ = reply.send(registry::save_usage(&mut self.conn, &used));
+                }
+                // The watch and the outbox write a few rows now and then:
+                // each has its own transaction.
+                Command::Watch(sightings, reply) => {
+                    let _ = reply.send(watch::watch(&mut self.conn, &sightings));
+                }
+                Command::ChangeWatch(changes, reply) => {
+                    let _ = reply.send(watch::change(&mut self.conn, &changes));
+                }
+                Command::WatchHistory(app, limit, reply) => {
+                    let _ = reply.send(watch::history(&self.conn, app.as_ref(), limit));
+                }
+                Command::ClaimDeliveries(claim, reply) => {
+                    let _ = reply.send(outbox::claim(
+                        &mut self.conn,
+                        &claim.webhook,
+                        claim.now,
+                        claim.hold_until,
+                        claim.limit,
+                    ));
+                }
+                Command::FinishDelivery(finished, at, reply) => {
+                    let (delivery, outcome) = *finished;
+                    let _ = reply.send(outbox::finish(&self.conn, &delivery, &outcome, at));
                 }
                 Command::Ping(reply) => {
                     let _ = reply.send(self.ping());
