@@ -44,7 +44,9 @@ secapp="${CARGO_TARGET_DIR:-target}/debug/secapp"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 base="http://127.0.0.1:$port"
-SECAPP_LOG=warn "$secapp" serve --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/secapp.out" 2>"$work/secapp.err" &
+# A short allowance, so the stale-consumer alert can fire within the check.
+SECAPP_LOG=warn "$secapp" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
+  --stale-after 3s --watch-interval 200ms >"$work/secapp.out" 2>"$work/secapp.err" &
 secapp_pid=$!
 for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
 admin=$(grep -o 'admin token: secapp_[0-9a-f]*' "$work/secapp.out" | awk '{print $3}')
@@ -59,7 +61,7 @@ token_of() { # name role...: registers the application, prints its token
 token_of prometheus viewer >"$work/token"
 producer=$(token_of security-team publish)
 consumer=$(token_of billing consume)
-token_of payroll consume >/dev/null # registered, never polls: behind
+token_of payroll consume >/dev/null # registered, never polls: behind, then stale
 curl -sf -X POST "$base/secapp/update" -H "Authorization: Bearer $producer" -H 'App-name: security-team' \
   -d '{"current_status": 4, "Change_at": "2026-03-01T12:00:00Z"}' >/dev/null
 
@@ -122,16 +124,19 @@ for panel in json.load(open(dashboard))["panels"]:
 if failed:
     sys.exit(f"{failed} dashboard expressions returned no series")
 
-deadline = time.time() + 15
+expected = {"SecappLevelHigh", "SecappConsumerStale"}
+deadline = time.time() + 20
 while time.time() < deadline:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=10) as answer:
         alerts = json.load(answer)["data"]["alerts"]
     firing = {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
-    if "SecappLevelHigh" in firing:
+    stale = {a["labels"].get("app") for a in alerts if a["labels"]["alertname"] == "SecappConsumerStale"}
+    if expected <= firing:
+        assert stale == {"payroll"}, f"only payroll, which never polled, is stale: {stale}"
         print(f"   firing: {sorted(firing)}")
         break
     time.sleep(0.5)
 else:
-    sys.exit(f"SecappLevelHigh did not fire: {alerts}")
+    sys.exit(f"{expected - firing} did not fire: {alerts}")
 PY
 echo "== the kit works against a real Prometheus"
