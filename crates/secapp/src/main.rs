@@ -35,7 +35,8 @@ fn main() -> ExitCode {
     // `serve` starts logging once its configuration (and log format) is
     // read; the admin commands log as text.
     if !matches!(cli.command, Command::Serve(_)) {
-        telemetry::init(LogFormat::Text);
+        // No traces for the admin commands: nothing to shut down.
+        let _ = telemetry::init(LogFormat::Text);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -208,7 +208,14 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => return crate::fail(&e.to_string()),
     };
-    telemetry::init(config.log_format);
+    let telemetry = telemetry::init(config.log_format);
+    let code = serve_with(config).await;
+    // The last spans are sent on a blocking thread: the exporter blocks.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
+}
+
+async fn serve_with(config: Config) -> ExitCode {
     let signals = match Signals::install() {
         Ok(signals) => signals,
         Err(e) => return crate::fail(&format!("cannot install signal handlers: {e}")),

@@ -121,13 +121,19 @@ pub fn router(state: AppState) -> Router {
 /// `SECAPP_LOG=info,secapp_server::routes=debug` every event inside a
 /// request carries these fields.
 fn request_span(request: &Request) -> tracing::Span {
-    tracing::debug_span!(
+    let route = crate::metrics::route_of(request.uri().path());
+    let span = tracing::debug_span!(
         "request",
-        route = crate::metrics::route_of(request.uri().path()),
+        route,
         method = %request.method(),
         app = tracing::field::Empty,
         status = tracing::field::Empty,
-    )
+        // For OpenTelemetry: the span's name and kind.
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
+    );
+    crate::telemetry::continue_trace(&span, request.headers());
+    span
 }
 
 fn record_status<B>(

@@ -19,4 +19,5 @@ mod metrics;
 mod operations;
 mod realtime;
 mod receiver;
+mod traces;
 mod webhooks;
