@@ -1,6 +1,7 @@
 //! The admin API's bodies, through the checks the registry makes before
 //! anything is stored (the specs `access::validate` builds, as the handlers
-//! do). Nothing may panic; an accepted expiry is storable.
+//! do). Nothing may panic; an accepted expiry is storable, an accepted
+//! stale allowance positive.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,8 +13,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(new) = body::parse::<NewApp>(data) {
         let _ = validate::new_app(new);
     }
-    if let Ok(patch) = body::parse::<AppPatch>(data) {
-        let _ = validate::app_patch(patch);
+    if let Ok(patch) = body::parse::<AppPatch>(data)
+        && let Ok(changes) = validate::app_patch(patch)
+        && let Some(Some(allowance)) = changes.stale_after
+    {
+        assert!(!allowance.is_zero());
     }
     if let Ok(new) = body::parse::<NewToken>(data) {
         let now = chrono::DateTime::from_timestamp(1_796_000_000, 0).expect("a time");

@@ -11,5 +11,11 @@ fuzz_target!(|text: &str| {
         assert!(config.max_clock_skew <= century);
         assert!(config.idempotency_window <= century);
         assert!(!config.heartbeat.is_zero());
+        assert!(config.stale_after <= century && !config.stale_after.is_zero());
+        for webhook in &config.webhooks {
+            let url = webhook.url.to_ascii_lowercase();
+            assert!(url.starts_with("http://") || url.starts_with("https://"));
+            assert!(webhook.secret.chars().count() >= 16);
+        }
     }
 });

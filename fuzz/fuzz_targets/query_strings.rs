@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::Query;
 use axum::http::Uri;
 use libfuzzer_sys::fuzz_target;
-use secapp_server::routes::{admin, consumers, history, poll};
+use secapp_server::routes::{admin, alerts, consumers, history, poll};
 
 fuzz_target!(|text: &str| {
     let Ok(uri) = format!("/x?{text}").parse::<Uri>() else {
@@ -29,6 +29,14 @@ fuzz_target!(|text: &str| {
         && let Ok(query) = params.read()
     {
         assert!((1..=1000).contains(&query.limit));
+    }
+    if let Ok(Query(params)) = Query::<alerts::AlertsParams>::try_from_uri(&uri) {
+        let _ = params.read();
+    }
+    if let Ok(Query(params)) = Query::<alerts::AlertHistoryParams>::try_from_uri(&uri)
+        && let Ok((_, limit)) = params.read()
+    {
+        assert!((1..=1000).contains(&limit));
     }
     let _ = Query::<consumers::ConsumersParams>::try_from_uri(&uri);
     let _ = Query::<admin::TokensParams>::try_from_uri(&uri);

@@ -219,12 +219,17 @@ impl Alerts {
     }
 
     /// This server's sightings not yet written: the metrics' (polls, long
-    /// polls, stream openings), and now for every application holding a stream.
+    /// polls, stream openings), and now for every application holding a
+    /// stream. Only names the metrics label (registered applications, and
+    /// at most `--metrics-max-shared-apps` others) are written, so invented
+    /// names cannot grow the store.
     fn new_sightings(&self, now: DateTime<Utc>) -> Vec<(AppName, DateTime<Utc>)> {
         let mut seen: HashMap<AppName, DateTime<Utc>> =
             self.parts.seen.sightings().into_iter().collect();
         for app in self.parts.streams.apps() {
-            seen.insert(app, now);
+            if let Some(at) = seen.get_mut(app.as_str()) {
+                *at = now;
+            }
         }
         let written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
         seen.into_iter()

@@ -488,6 +488,15 @@ impl Config {
                     webhook.name
                 )));
             }
+            if webhook
+                .url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(invalid(
+                    "url must not contain spaces or control characters".into(),
+                ));
+            }
             let url = reqwest::Url::parse(&webhook.url)
                 .map_err(|e| invalid(format!("url `{}`: {e}", webhook.url)))?;
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {

@@ -186,3 +186,86 @@ fn every_key_round_trips_through_a_file() {
         serde_json::to_value(Config::default()).unwrap()
     );
 }
+
+#[test]
+fn webhooks_are_read_from_the_file_with_every_event_by_default() {
+    let config = Config::from_toml(
+        r#"
+        stale_after = "5m"
+
+        [[webhooks]]
+        name = "pager"
+        url = "https://hooks.example.com/secapp"
+        secret = "0123456789abcdef"
+        events = ["consumer_stale"]
+
+        [[webhooks]]
+        name = "chat_2"
+        url = "http://127.0.0.1:9000/hook"
+        secret = "fedcba9876543210"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(config.stale_after, Duration::from_secs(300));
+    assert_eq!(config.webhooks.len(), 2);
+    assert_eq!(config.webhooks[0].events, ["consumer_stale"]);
+    assert_eq!(
+        config.webhooks[1].events,
+        ["level_changed", "consumer_stale", "consumer_recovered"]
+    );
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("0123456789abcdef"), "secrets are not shown");
+}
+
+#[test]
+fn a_webhook_that_cannot_be_used_is_refused_with_its_place_and_problem() {
+    let hook = |fields: &str| {
+        let text = format!("[[webhooks]]\n{fields}\n");
+        Config::from_toml(&text).unwrap_err().to_string()
+    };
+    let ok = r#"url = "https://h.example/x"
+secret = "0123456789abcdef""#;
+    for (fields, expected) in [
+        (format!("name = \"a b\"\n{ok}"), "webhooks[0]: name"),
+        (format!("name = \"\"\n{ok}"), "webhooks[0]: name"),
+        (
+            "name = \"a\"\nurl = \"ftp://h.example/x\"\nsecret = \"0123456789abcdef\"".to_owned(),
+            "http:// or https://",
+        ),
+        (
+            "name = \"a\"\nurl = \"https://h.example/ x\"\nsecret = \"0123456789abcdef\""
+                .to_owned(),
+            "spaces",
+        ),
+        (
+            "name = \"a\"\nurl = \"not a url\"\nsecret = \"0123456789abcdef\"".to_owned(),
+            "webhooks[0]: url",
+        ),
+        (
+            "name = \"a\"\nurl = \"https://h.example/x\"\nsecret = \"short\"".to_owned(),
+            "at least 16",
+        ),
+        (
+            format!("name = \"a\"\n{ok}\nevents = []"),
+            "at least one event",
+        ),
+        (
+            format!("name = \"a\"\n{ok}\nevents = [\"level_change\"]"),
+            "`level_change` is not an event",
+        ),
+        (format!("name = \"a\"\n{ok}\ncolour = \"red\""), "colour"),
+    ] {
+        let error = hook(&fields);
+        assert!(error.contains(expected), "{fields}: {error}");
+    }
+    let twice = format!("[[webhooks]]\nname = \"a\"\n{ok}\n[[webhooks]]\nname = \"a\"\n{ok}\n");
+    let error = Config::from_toml(&twice).unwrap_err().to_string();
+    assert!(
+        error.contains("webhooks[1]: the name `a` is used twice"),
+        "{error}"
+    );
+    let zero = Config::from_toml("stale_after = \"0s\"")
+        .unwrap_err()
+        .to_string();
+    assert!(zero.contains("--stale-after"), "{zero}");
+}

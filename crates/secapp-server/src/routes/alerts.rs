@@ -58,15 +58,7 @@ pub async fn alerts(
     _viewer: AsViewer,
     Query(params): Query<AlertsParams>,
 ) -> Result<Json<AlertsAnswer>, ApiError> {
-    let wanted = params
-        .state
-        .as_deref()
-        .map(|raw| {
-            AlertState::parse(raw).ok_or_else(|| {
-                ApiError::InvalidQuery("state must be fresh, stale or never_seen".to_owned())
-            })
-        })
-        .transpose()?;
+    let wanted = params.read()?;
     let alerts = state
         .alerts
         .current()
@@ -82,6 +74,23 @@ pub async fn alerts(
         checked_at: state.alerts.checked_at().map(secapp_domain::shown),
         alerts,
     }))
+}
+
+impl AlertsParams {
+    /// The state asked for, if any.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidQuery`] for a state that is not one.
+    pub fn read(&self) -> Result<Option<AlertState>, ApiError> {
+        self.state
+            .as_deref()
+            .map(|raw| {
+                AlertState::parse(raw).ok_or_else(|| {
+                    ApiError::InvalidQuery("state must be fresh, stale or never_seen".to_owned())
+                })
+            })
+            .transpose()
+    }
 }
 
 /// Paging of the history. Kept as text so a bad value gets our own error.
@@ -122,12 +131,7 @@ pub async fn alert_history(
     _viewer: AsViewer,
     Query(params): Query<AlertHistoryParams>,
 ) -> Result<Json<AlertHistoryAnswer>, ApiError> {
-    let limit = parse_limit(params.limit.as_deref())?;
-    let app = params
-        .app
-        .as_deref()
-        .map(|raw| AppName::parse(raw).map_err(|e| ApiError::InvalidQuery(format!("app: {e}"))))
-        .transpose()?;
+    let (app, limit) = params.read()?;
     let transitions = state
         .alerts
         .history(app, limit)
@@ -143,6 +147,22 @@ pub async fn alert_history(
         })
         .collect();
     Ok(Json(AlertHistoryAnswer { transitions }))
+}
+
+impl AlertHistoryParams {
+    /// The application (if any) and the page size asked for.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidQuery`] naming the parameter.
+    pub fn read(&self) -> Result<(Option<AppName>, u32), ApiError> {
+        let limit = parse_limit(self.limit.as_deref())?;
+        let app = self
+            .app
+            .as_deref()
+            .map(|raw| AppName::parse(raw).map_err(|e| ApiError::InvalidQuery(format!("app: {e}"))))
+            .transpose()?;
+        Ok((app, limit))
+    }
 }
 
 /// An application's alert state on the wire.

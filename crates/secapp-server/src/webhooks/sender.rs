@@ -20,8 +20,8 @@ use crate::clock::Clock;
 use crate::metrics::{Metrics, WebhookOutcome};
 use crate::store::{Delivery, DeliveryOutcome, Store};
 
-/// Deliveries claimed at once per webhook.
-const BATCH: u32 = 32;
+/// Deliveries claimed at once per webhook, then sent one after another.
+const BATCH: u32 = 8;
 /// The first retry's wait, before jitter.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts, before jitter.
@@ -83,9 +83,10 @@ impl Sender {
     async fn deliver_due(&self, client: &reqwest::Client, hook: &Webhook) {
         loop {
             let now = self.clock.now();
-            // Held for longer than an attempt can take, so no other sender
-            // tries it meanwhile; if this one stops, it is due again then.
-            let hold_until = now + to_delta(self.timeout * 2 + Duration::from_secs(30));
+            // Held for longer than the whole batch can take, so no other
+            // sender tries one meanwhile; if this one stops, they are due
+            // again when the hold ends.
+            let hold_until = now + to_delta(self.timeout * (BATCH + 1) + Duration::from_secs(30));
             let due = match self
                 .store
                 .claim_deliveries(&hook.name, now, hold_until, BATCH)
