@@ -1,0 +1,107 @@
+//! `[[webhooks]]` in the config file: where events go, and the checks a
+//! table must pass before the server starts.
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// One `[[webhooks]]` table: where to send which events, and the secret
+/// they are signed with.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Its name: deliveries are kept under it, so the URL or secret may
+    /// change without losing events waiting for it.
+    pub name: String,
+    /// Where to `POST` events: `http://` or `https://`.
+    pub url: String,
+    /// The key of each event's `Secapp-Signature` (at least 16 characters).
+    pub secret: String,
+    /// Which events: `level_changed`, `consumer_stale`,
+    /// `consumer_recovered`; all three when left out.
+    #[serde(default = "every_event")]
+    pub events: Vec<String>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+fn every_event() -> Vec<String> {
+    crate::store::EventKind::ALL
+        .iter()
+        .map(|kind| kind.as_str().to_owned())
+        .collect()
+}
+
+/// The shortest webhook secret.
+const MIN_SECRET: usize = 16;
+
+/// Checks every table: a unique name, an http(s) URL, a long enough
+/// secret, known events.
+pub(super) fn check(webhooks: &[WebhookConfig]) -> Result<(), ConfigError> {
+    let mut names = std::collections::HashSet::new();
+    for (index, webhook) in webhooks.iter().enumerate() {
+        let invalid = |problem: String| ConfigError::Webhook { index, problem };
+        let name_ok = !webhook.name.is_empty()
+            && webhook.name.len() <= 64
+            && webhook
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(invalid(
+                "name must be 1 to 64 letters, digits, `-` or `_`".into(),
+            ));
+        }
+        if !names.insert(webhook.name.as_str()) {
+            return Err(invalid(format!(
+                "the name `{}` is used twice",
+                webhook.name
+            )));
+        }
+        if webhook
+            .url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                "url must not contain spaces or control characters".into(),
+            ));
+        }
+        let url = reqwest::Url::parse(&webhook.url)
+            .map_err(|e| invalid(format!("url `{}`: {e}", webhook.url)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(invalid(format!(
+                "url `{}` must be an http:// or https:// address",
+                webhook.url
+            )));
+        }
+        if webhook.secret.chars().count() < MIN_SECRET {
+            return Err(invalid(format!(
+                "secret must be at least {MIN_SECRET} characters"
+            )));
+        }
+        if webhook.events.is_empty() {
+            return Err(invalid(
+                "events must name at least one event, or be left out for all".into(),
+            ));
+        }
+        if let Some(unknown) = webhook
+            .events
+            .iter()
+            .find(|event| crate::store::EventKind::parse(event).is_none())
+        {
+            return Err(invalid(format!(
+                "`{unknown}` is not an event; use level_changed, consumer_stale or consumer_recovered"
+            )));
+        }
+    }
+    Ok(())
+}
