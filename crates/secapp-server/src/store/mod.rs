@@ -28,6 +28,7 @@ mod alerts;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod error;
+pub mod postgres;
 mod records;
 #[cfg(test)]
 pub mod round_trip;
@@ -159,6 +160,9 @@ pub enum DatabaseUrl {
     /// `sqlite://PATH`: the embedded SQLite file at `PATH` (relative to the
     /// working directory unless it starts with `/`, as in `sqlite:///var/lib/secapp.db`).
     Sqlite(PathBuf),
+    /// `postgres://user:password@host:port/database` (or `postgresql://`,
+    /// with libpq's `?options`): a PostgreSQL database several replicas share.
+    Postgres(String),
 }
 
 impl DatabaseUrl {
@@ -183,27 +187,55 @@ impl std::str::FromStr for DatabaseUrl {
         }
         let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
         if matches!(scheme, "postgres" | "postgresql") {
-            return Err(
-                "this secapp has no PostgreSQL store yet; use sqlite://PATH (the default)".into(),
-            );
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| format!("the PostgreSQL URL cannot be used: {e}"))?;
+            return Ok(Self::Postgres(url.to_owned()));
         }
         Err(format!(
-            "`{scheme}` is not a database secapp knows; use sqlite://PATH"
+            "`{scheme}` is not a database secapp knows; use sqlite://PATH or postgres://HOST/DATABASE"
         ))
     }
 }
 
+impl DatabaseUrl {
+    /// The URL as given, password included: for connecting, never for showing.
+    fn as_given(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => url.clone(),
+        }
+    }
+}
+
+/// Shown with any password replaced by `***`, so logs never carry it.
 impl std::fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Sqlite(_) => f.write_str(&self.as_given()),
+            Self::Postgres(url) => f.write_str(&redacted(url)),
         }
+    }
+}
+
+/// `url` with the password of its user part, if any, as `***`.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_part, host)) => match user_part.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 
 impl serde::Serialize for DatabaseUrl {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(&self.as_given())
     }
 }
 
@@ -229,6 +261,41 @@ pub async fn connect(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
                     StoreError::unavailable(format!("opening the store panicked: {e}"))
                 })??;
             Ok(Arc::new(store))
+        }
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_are_read_and_passwords_never_shown() {
+        let url: DatabaseUrl = "postgres://secapp:s3cret@db.internal:5432/secapp"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://secapp:***@db.internal:5432/secapp"
+        );
+        assert_eq!(
+            serde_json::to_value(&url).unwrap(),
+            "postgres://secapp:s3cret@db.internal:5432/secapp"
+        );
+        assert_eq!(
+            "postgresql://db/secapp?sslmode=disable"
+                .parse::<DatabaseUrl>()
+                .unwrap()
+                .to_string(),
+            "postgresql://db/secapp?sslmode=disable"
+        );
+        assert!(matches!(
+            "sqlite://x.db".parse::<DatabaseUrl>().unwrap(),
+            DatabaseUrl::Sqlite(_)
+        ));
+        for bad in ["mysql://db/x", "sqlite://", "postgres://db:notaport/x"] {
+            assert!(bad.parse::<DatabaseUrl>().is_err(), "{bad}");
         }
     }
 }

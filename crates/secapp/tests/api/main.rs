@@ -17,6 +17,7 @@ mod history;
 mod idempotency;
 mod metrics;
 mod operations;
+mod postgres;
 mod realtime;
 mod receiver;
 mod traces;

@@ -10,16 +10,19 @@
 //! - `registry.rs`: applications, tokens, their audit, and conflicts
 //!   between two writers;
 //! - `watch.rs`: the consumer watch and the outbox, with two servers;
+//! - `postgres.rs`: a PostgreSQL database of its own per test ([`TempPostgres`]);
 //! - here: starting empty and refusing work after close.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod change_log;
 mod deliveries;
+mod postgres;
 mod registry;
 mod watch;
 
 pub use change_log::*;
 pub use deliveries::*;
+pub use postgres::TempPostgres;
 pub use registry::*;
 pub use watch::*;
 

@@ -1,0 +1,257 @@
+//! The PostgreSQL store, for several replicas on one database.
+//!
+//! A pool of connections (deadpool); every write is one transaction. Each
+//! publish takes a transaction-scoped advisory lock before it reads the
+//! head, so publishes on every replica are decided one after another from
+//! what the database holds, and ids (an identity column) increase in that
+//! order. Nothing of the order is kept in process memory.
+//!
+//! - `schema.rs`: the migrations (`migrations/postgres/`), applied under an
+//!   advisory lock so replicas starting together migrate once.
+//! - `changes.rs`, `consumers.rs`, `registry.rs`, `watch.rs`: the SQL of
+//!   each aggregate.
+//! - `rows.rs`: how rows are read back and errors classified.
+
+mod changes;
+mod consumers;
+mod registry;
+mod rows;
+mod schema;
+mod watch;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use secapp_domain::AppName;
+
+use super::{
+    AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
+    ConsumerWatch, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery, NewChange,
+    Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
+    WatchTransition,
+};
+use rows::failed;
+
+/// Connections per replica.
+const POOL_SIZE: usize = 16;
+/// How long a request waits for a connection (or for one to be made)
+/// before the store answers unavailable.
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database `url` names (`postgres://user@host/db`)
+    /// and applies pending migrations.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the URL cannot be used, the database cannot be
+    /// reached or migrated.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::corrupt(format!("the database URL cannot be used: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_WAIT))
+            .create_timeout(Some(CONNECT_WAIT))
+            .recycle_timeout(Some(CONNECT_WAIT))
+            .build()
+            .map_err(|e| StoreError::corrupt(format!("cannot build the connection pool: {e}")))?;
+        let store = Self { pool };
+        let mut client = store.client().await?;
+        schema::migrate(&mut client).await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(rows::pool)
+    }
+}
+
+/// Opens a transaction on a pooled connection and runs `$body` with it.
+macro_rules! in_transaction {
+    ($store:expr, $context:literal, |$tx:ident| $body:expr) => {{
+        let mut client = $store.client().await?;
+        let $tx = client.transaction().await.map_err(failed($context))?;
+        $body
+    }};
+}
+
+#[async_trait]
+impl ChangeLog for PostgresStore {
+    async fn publish(&self, change: NewChange) -> Result<Published, StoreError> {
+        in_transaction!(self, "recording a change", |tx| changes::publish(
+            tx, &change
+        )
+        .await)
+    }
+
+    async fn history(&self, query: HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        changes::history(&self.client().await?, &query).await
+    }
+}
+
+#[async_trait]
+impl Deliveries for PostgresStore {
+    async fn save_consumers(&self, consumers: Vec<ConsumerRecord>) -> Result<(), StoreError> {
+        if consumers.is_empty() {
+            return Ok(());
+        }
+        in_transaction!(self, "saving consumer records", |tx| consumers::save(
+            tx, &consumers
+        )
+        .await)
+    }
+}
+
+#[async_trait]
+impl Registry for PostgresStore {
+    async fn change_access(
+        &self,
+        change: AccessChange,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        in_transaction!(self, "changing applications or tokens", |tx| {
+            registry::change(tx, &change, &audit).await
+        })
+    }
+
+    async fn save_token_usage(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        in_transaction!(self, "saving token last-used times", |tx| {
+            registry::save_usage(tx, &used).await
+        })
+    }
+}
+
+#[async_trait]
+impl AuditLog for PostgresStore {
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        registry::audit(&self.client().await?, &query).await
+    }
+}
+
+#[async_trait]
+impl ConsumerWatch for PostgresStore {
+    async fn watch(
+        &self,
+        sightings: Vec<(AppName, DateTime<Utc>)>,
+    ) -> Result<Vec<WatchRecord>, StoreError> {
+        in_transaction!(self, "reading the consumer watch", |tx| watch::watch(
+            tx, &sightings
+        )
+        .await)
+    }
+
+    async fn change_watch(&self, changes: Vec<WatchChange>) -> Result<Vec<bool>, StoreError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        in_transaction!(self, "changing alert states", |tx| watch::change(
+            tx, &changes
+        )
+        .await)
+    }
+
+    async fn watch_history(
+        &self,
+        app: Option<AppName>,
+        limit: u32,
+    ) -> Result<Vec<WatchTransition>, StoreError> {
+        watch::history(&self.client().await?, app.as_ref(), limit).await
+    }
+}
+
+#[async_trait]
+impl Outbox for PostgresStore {
+    async fn claim_deliveries(
+        &self,
+        webhook: &str,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        watch::claim(&self.client().await?, webhook, now, hold_until, limit).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery: &Delivery,
+        outcome: DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        watch::finish(&self.client().await?, delivery, &outcome, at).await
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        in_transaction!(self, "reading a snapshot", |tx| {
+            // One consistent view of every table.
+            tx.execute(
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                &[],
+            )
+            .await
+            .map_err(failed("reading a snapshot"))?;
+            let (head, _, mut unreadable) = changes::head(&tx).await?;
+            let (consumers, unreadable_consumers) = consumers::load(&tx).await?;
+            let (apps, unreadable_apps) = registry::load_apps(&tx).await?;
+            let (tokens, unreadable_tokens) = registry::load_tokens(&tx).await?;
+            tx.commit().await.map_err(failed("reading a snapshot"))?;
+            unreadable.extend(unreadable_consumers);
+            unreadable.extend(unreadable_apps);
+            Ok(Snapshot {
+                head,
+                consumers,
+                apps,
+                tokens,
+                unreadable_tokens,
+                unreadable,
+            })
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .query_one("SELECT 1", &[])
+            .await
+            .map_err(failed("checking the database"))?;
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        if self.pool.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        self.pool.close();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+//! The consumer watch (sightings forward only, states changed only from
+//! the state read, their history) and the outbox (events with their
+//! deliveries, claimed with `FOR UPDATE SKIP LOCKED` and a hold).
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Transaction};
+use secapp_domain::AppName;
+
+use super::rows::{self, failed};
+use crate::store::{
+    Delivery, DeliveryOutcome, NewEvent, StoreError, WatchChange, WatchRecord, WatchTransition,
+};
+
+/// Moves sightings forward in `tx`, then reads every record; commits.
+pub(super) async fn watch(
+    tx: Transaction<'_>,
+    sightings: &[(AppName, DateTime<Utc>)],
+) -> Result<Vec<WatchRecord>, StoreError> {
+    let watching = failed("reading the consumer watch");
+    let mut ordered: Vec<&(AppName, DateTime<Utc>)> = sightings.iter().collect();
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    for (app, at) in ordered {
+        tx.execute(
+            "INSERT INTO consumer_watch (app, last_seen) VALUES ($1, $2)
+             ON CONFLICT (app) DO UPDATE SET last_seen = EXCLUDED.last_seen
+             WHERE consumer_watch.last_seen IS NULL OR EXCLUDED.last_seen > consumer_watch.last_seen",
+            &[&app.as_str(), at],
+        )
+        .await
+        .map_err(&watching)?;
+    }
+    let rows = tx
+        .query(
+            "SELECT app, last_seen, state, since FROM consumer_watch ORDER BY app",
+            &[],
+        )
+        .await
+        .map_err(&watching)?;
+    tx.commit().await.map_err(&watching)?;
+    Ok(rows::load(&rows, rows::watch_record, rows::skipped("consumer_watch")).0)
+}
+
+/// Records each change whose stored state is still its `from`, with its
+/// history entry and its event; commits.
+pub(super) async fn change(
+    tx: Transaction<'_>,
+    changes: &[WatchChange],
+) -> Result<Vec<bool>, StoreError> {
+    let changing = failed("changing alert states");
+    let mut applied = Vec::with_capacity(changes.len());
+    for change in changes {
+        let from_state = change.from.map(|from| from.state.as_str());
+        let from_since = change.from.map(|from| from.since);
+        tx.execute(
+            "INSERT INTO consumer_watch (app, last_seen) VALUES ($1, $2)
+             ON CONFLICT (app) DO NOTHING",
+            &[&change.app.as_str(), &change.last_seen],
+        )
+        .await
+        .map_err(&changing)?;
+        let updated = tx
+            .execute(
+                "UPDATE consumer_watch SET state = $2, since = $3
+                 WHERE app = $1 AND state IS NOT DISTINCT FROM $4::TEXT
+                   AND since IS NOT DISTINCT FROM $5::TIMESTAMPTZ",
+                &[
+                    &change.app.as_str(),
+                    &change.to.state.as_str(),
+                    &change.to.since,
+                    &from_state,
+                    &from_since,
+                ],
+            )
+            .await
+            .map_err(&changing)?;
+        if updated == 0 {
+            applied.push(false);
+            continue;
+        }
+        if let Some(from) = from_state {
+            tx.execute(
+                "INSERT INTO consumer_watch_history (app, from_state, to_state, at, last_seen)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &change.app.as_str(),
+                    &from,
+                    &change.to.state.as_str(),
+                    &change.to.since,
+                    &change.last_seen,
+                ],
+            )
+            .await
+            .map_err(&changing)?;
+        }
+        if let Some(event) = &change.event {
+            insert_event(&tx, event).await?;
+        }
+        applied.push(true);
+    }
+    tx.commit().await.map_err(&changing)?;
+    Ok(applied)
+}
+
+/// Changes of alert state, newest first.
+pub(super) async fn history(
+    client: &impl GenericClient,
+    app: Option<&AppName>,
+    limit: u32,
+) -> Result<Vec<WatchTransition>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT id, app, from_state, to_state, at, last_seen FROM consumer_watch_history
+             WHERE ($1::TEXT IS NULL OR app = $1) ORDER BY id DESC LIMIT $2",
+            &[&app.map(AppName::as_str), &i64::from(limit)],
+        )
+        .await
+        .map_err(failed("reading the alert history"))?;
+    Ok(rows::load(
+        &rows,
+        rows::watch_transition,
+        rows::skipped("consumer_watch_history"),
+    )
+    .0)
+}
+
+/// Writes `event` and one pending delivery per webhook, inside `tx`.
+pub(super) async fn insert_event(tx: &Transaction<'_>, event: &NewEvent) -> Result<(), StoreError> {
+    if event.webhooks.is_empty() {
+        return Ok(());
+    }
+    let writing = failed("writing an event");
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO events (type, occurred_at, data) VALUES ($1, $2, $3) RETURNING id",
+            &[&event.kind.as_str(), &event.at, &event.data.to_string()],
+        )
+        .await
+        .map_err(&writing)?
+        .get(0);
+    for webhook in &event.webhooks {
+        tx.execute(
+            "INSERT INTO webhook_deliveries (event_id, webhook, state, next_attempt_at)
+             VALUES ($1, $2, 'pending', $3)",
+            &[&id, webhook, &event.at],
+        )
+        .await
+        .map_err(&writing)?;
+    }
+    Ok(())
+}
+
+/// Claims due deliveries of `webhook`, oldest event first: rows another
+/// sender is claiming are skipped, not waited for.
+pub(super) async fn claim(
+    client: &impl GenericClient,
+    webhook: &str,
+    now: DateTime<Utc>,
+    hold_until: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Delivery>, StoreError> {
+    let rows = client
+        .query(
+            "WITH due AS (
+                 SELECT event_id FROM webhook_deliveries
+                 WHERE webhook = $1 AND state = 'pending' AND next_attempt_at <= $2
+                 ORDER BY event_id LIMIT $3
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE webhook_deliveries d SET next_attempt_at = $4
+             FROM due, events e
+             WHERE d.webhook = $1 AND d.event_id = due.event_id AND e.id = due.event_id
+             RETURNING d.event_id, d.webhook, e.type, e.occurred_at, e.data, d.attempts",
+            &[&webhook, &now, &i64::from(limit), &hold_until],
+        )
+        .await
+        .map_err(failed("claiming webhook deliveries"))?;
+    let mut due = rows::load(&rows, rows::delivery, rows::skipped("events")).0;
+    due.sort_by_key(|delivery| delivery.event_id);
+    Ok(due)
+}
+
+/// Records how an attempt ended; one already finished stays as it was.
+pub(super) async fn finish(
+    client: &impl GenericClient,
+    delivery: &Delivery,
+    outcome: &DeliveryOutcome,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (state, next, error) = match outcome {
+        DeliveryOutcome::Delivered => ("delivered", None, None),
+        DeliveryOutcome::Retry { next_at, error } => ("pending", Some(*next_at), Some(error)),
+        DeliveryOutcome::Dead { error } => ("dead", None, Some(error)),
+    };
+    let finished = (state != "pending").then_some(at);
+    client
+        .execute(
+            "UPDATE webhook_deliveries
+             SET state = $3, attempts = attempts + 1, finished_at = $4, last_error = $5,
+                 next_attempt_at = coalesce($6, next_attempt_at)
+             WHERE event_id = $1 AND webhook = $2 AND state = 'pending'",
+            &[
+                &delivery.event_id,
+                &delivery.webhook,
+                &state,
+                &finished,
+                &error,
+                &next,
+            ],
+        )
+        .await
+        .map_err(failed("finishing a webhook delivery"))?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The server on PostgreSQL (`--database-url postgres://…`), each test on a
+//! database of its own: what is recorded lives in the database, not in the
+//! data dir, and two servers on one database publish in one order.
+
+use std::collections::BTreeSet;
+
+use secapp_server::config::Config;
+use secapp_server::store::conformance::TempPostgres;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+async fn on(database: &str) -> TestApp {
+    let url = database.to_owned();
+    spawn_app_with(move |config: &mut Config| {
+        config.database_url = Some(url.parse().expect("a PostgreSQL URL"));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn changes_apps_and_cursors_live_in_the_database_not_the_data_dir() {
+    let database = TempPostgres::new();
+    let url = database.url().await;
+    let app = on(url).await;
+    let api = app.api();
+    let first = api.publish("security", 3, "2026-03-01T12:00:00Z").await;
+    let (status, told) = api.poll("billing").await;
+    assert_eq!(
+        (status, told["status_change_id"].as_i64()),
+        (200, Some(first))
+    );
+    let second = api.publish("security", 4, "2026-03-01T12:05:00Z").await;
+    assert!(second > first);
+    app.stop().await;
+
+    // Another server, with a fresh data dir, on the same database.
+    let app = on(url).await;
+    let api = app.api();
+    assert_eq!(app.recorded().await, [second, first]);
+    let (_, told) = api.poll("billing").await;
+    assert_eq!(
+        told["current_status"], 4,
+        "billing was told 3, not 4: {told}"
+    );
+    let (_, again) = api.poll("billing").await;
+    assert_eq!(again, serde_json::json!({}), "told once");
+    let history: Value = app
+        .as_admin(reqwest::Method::GET, "/secapp/history?app=security")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["changes"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_publish_in_one_order() {
+    let database = TempPostgres::new();
+    let url = database.url().await;
+    let a = on(url).await;
+    let b = on(url).await;
+    let (api_a, api_b) = (a.api(), b.api());
+    // Warm both servers' tokens before racing.
+    api_a.token("left").await;
+    api_b.token("right").await;
+    let publish = |api: crate::helpers::Api, app: &'static str, offset: u32| async move {
+        let mut ids = Vec::new();
+        for n in 0..100u32 {
+            let second = (n * 2 + offset) % 60;
+            let minute = (n * 2 + offset) / 60;
+            let at = format!("2026-03-01T12:{minute:02}:{second:02}Z");
+            ids.push(api.publish(app, 1 + i64::from(n % 5), &at).await);
+        }
+        ids
+    };
+    let (left, right) = tokio::join!(publish(api_a, "left", 0), publish(api_b, "right", 1));
+    let ids: BTreeSet<i64> = left.iter().chain(&right).copied().collect();
+    assert_eq!(ids.len(), 200, "every publish got an id of its own");
+    assert!(left.windows(2).all(|w| w[0] < w[1]) && right.windows(2).all(|w| w[0] < w[1]));
+    let recorded = a.recorded().await;
+    assert_eq!(recorded.len(), 200, "the history is complete");
+    // In id order, every head is newer than the one before: one order.
+    let history: Value = a
+        .as_admin(reqwest::Method::GET, "/secapp/history?limit=1000")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut heads: Vec<(i64, String)> = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] == "head")
+        .map(|c| {
+            (
+                c["processed_id"].as_i64().unwrap(),
+                c["Change_at"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    heads.sort();
+    assert!(heads.windows(2).all(|w| w[0].1 < w[1].1), "{heads:?}");
+    assert_eq!(heads.last().unwrap().1, "2026-03-01T12:03:19Z");
+    a.stop().await;
+    b.stop().await;
+}
