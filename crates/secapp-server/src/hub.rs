@@ -227,19 +227,25 @@ impl Hub {
     pub async fn publish(&self, change: NewChange) -> Result<Published, StoreError> {
         let published = self.store.publish(change).await?;
         if let Published::New(recorded) = &published {
-            let head = &recorded.head;
-            // Publishes complete concurrently; only ever move to a newer version.
-            self.head.send_if_modified(|current| {
-                let newer = current
-                    .as_ref()
-                    .is_none_or(|live| head.version > live.version);
-                if newer {
-                    *current = Some(Arc::new(head.clone()));
-                }
-                newer
-            });
+            self.advance(&recorded.head);
         }
         Ok(published)
+    }
+
+    /// Makes `head` the live head if it is newer than the one held (a
+    /// publish here, or one another server made, read from the store), and
+    /// wakes long polls and streams. Answers whether it moved.
+    pub fn advance(&self, head: &Head) -> bool {
+        // Publishes complete concurrently; only ever move to a newer version.
+        self.head.send_if_modified(|current| {
+            let newer = current
+                .as_ref()
+                .is_none_or(|live| head.version > live.version);
+            if newer {
+                *current = Some(Arc::new(head.clone()));
+            }
+            newer
+        })
     }
 
     /// Writes changed consumer records back to the store. On failure they

@@ -43,6 +43,7 @@ pub mod hub;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
+pub mod replicas;
 pub mod routes;
 pub mod shutdown;
 pub mod state;
@@ -319,6 +320,12 @@ impl Server {
             cursor_flush_interval,
             stopping.clone(),
         ));
+        let follower = tokio::spawn(replicas::follow(
+            store.clone(),
+            hub.clone(),
+            access.clone(),
+            stopping.clone(),
+        ));
         let watcher = tokio::spawn(state.alerts.clone().run(watch.interval, stopping.clone()));
         let sender = tokio::spawn(
             webhooks::sender::Sender {
@@ -372,6 +379,7 @@ impl Server {
         stopping.cancel();
         let _ = flusher.await;
         let _ = watcher.await;
+        let _ = follower.await;
         // An attempt in flight is cut short: its hold ends and it is sent
         // again after the restart (at least once).
         let _ = sender.await;

@@ -46,6 +46,7 @@ impl Access {
             "owner": record.owner,
         });
         let _writing = self.writes.lock().await;
+        self.catch_up().await?;
         if self.read().apps.contains_key(record.name.as_str()) {
             return Err(AccessError::AppExists(record.name.to_string()));
         }
@@ -68,6 +69,7 @@ impl Access {
         now: DateTime<Utc>,
     ) -> Result<AppDetails, AccessError> {
         let _writing = self.writes.lock().await;
+        self.catch_up().await?;
         let mut record = self
             .read()
             .apps
@@ -130,6 +132,7 @@ impl Access {
         let secret = Secret::generate().map_err(AccessError::Random)?;
         let id = secret::new_token_id().map_err(AccessError::Random)?;
         let _writing = self.writes.lock().await;
+        self.catch_up().await?;
         let app: AppName = self
             .read()
             .apps
@@ -176,6 +179,7 @@ impl Access {
         now: DateTime<Utc>,
     ) -> Result<TokenListing, AccessError> {
         let _writing = self.writes.lock().await;
+        self.catch_up().await?;
         let unreadable = self.read().unreadable.get(id).cloned();
         if let Some(mut token) = unreadable {
             if token.revoked_at.is_none() {

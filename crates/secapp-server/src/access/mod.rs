@@ -182,6 +182,8 @@ pub struct Access {
     writes: tokio::sync::Mutex<()>,
     shared: Option<ApiToken>,
     guard_last_admin: bool,
+    /// Whether other servers may change the store (PostgreSQL).
+    shared_store: bool,
     /// Bumped after every change, so holders of long requests (streams)
     /// re-check that they are still admitted.
     revision: tokio::sync::watch::Sender<u64>,
@@ -201,6 +203,7 @@ impl Access {
     ) -> Self {
         let registry = Registry::new(apps, tokens);
         Self {
+            shared_store: store.notices().is_some(),
             store,
             registry: RwLock::new(registry),
             writes: tokio::sync::Mutex::new(()),
@@ -282,6 +285,30 @@ impl Access {
             roles: app.roles,
             token: TokenUse(entry.clone()),
         })
+    }
+
+    /// Before an admin change, when other servers share the store: merges
+    /// what the store holds now, so the change is checked against (and may
+    /// name) what another server did a moment ago.
+    pub(super) async fn catch_up(&self) -> Result<(), AccessError> {
+        if !self.shared_store {
+            return Ok(());
+        }
+        let snapshot = self.store.snapshot().await?;
+        self.reload(snapshot.apps, snapshot.tokens, snapshot.unreadable_tokens);
+        Ok(())
+    }
+
+    /// Merges what the store holds now, after another server changed it;
+    /// streams and long polls check their callers again.
+    pub fn reload(
+        &self,
+        apps: Vec<AppRecord>,
+        tokens: Vec<TokenRecord>,
+        unreadable: Vec<UnreadableToken>,
+    ) {
+        self.write().reload(apps, tokens, unreadable);
+        self.revision.send_modify(|revision| *revision += 1);
     }
 
     /// Wakes whenever applications or tokens change.

@@ -127,6 +127,42 @@ impl Registry {
         Ok(app)
     }
 
+    /// Merges what the store holds now (another server changed it). Only
+    /// ever forward, so a read that started before one of this server's
+    /// own changes cannot undo it: nothing is ever deleted, an application
+    /// is replaced by a record changed no earlier, and a token once revoked
+    /// stays revoked (tokens change in nothing else). Use times are kept.
+    pub(super) fn reload(
+        &mut self,
+        apps: Vec<AppRecord>,
+        tokens: Vec<TokenRecord>,
+        unreadable: Vec<UnreadableToken>,
+    ) {
+        for app in apps {
+            let newer = self
+                .apps
+                .get(app.name.as_str())
+                .is_none_or(|held| app.updated_at >= held.updated_at);
+            if newer {
+                self.apps.insert(app.name.to_string(), app);
+            }
+        }
+        for mut record in tokens {
+            match self.tokens.get_mut(&record.id) {
+                Some(held) => {
+                    if held.record.revoked_at.is_none() && record.revoked_at.is_some() {
+                        record.last_used_at = record.last_used_at.max(held.record.last_used_at);
+                        *held = Arc::new(held.with_record(record));
+                    }
+                }
+                None => self.insert_token(record),
+            }
+        }
+        for token in unreadable {
+            self.unreadable.insert(token.id.clone(), token);
+        }
+    }
+
     /// Applies a change the store has made durable.
     pub(super) fn apply(&mut self, change: AccessChange) {
         match change {

@@ -11,12 +11,12 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument as _;
 
 use super::StoreTimer;
-use secapp_domain::AppName;
+use secapp_domain::{AppName, Head};
 
 use crate::store::{
     AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
     ConsumerWatch, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery, NewChange,
-    Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
+    Notice, Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
     WatchTransition,
 };
 
@@ -145,6 +145,19 @@ impl Outbox for TimedStore {
 impl Store for TimedStore {
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         self.timed("snapshot", self.inner.snapshot()).await
+    }
+
+    async fn head(&self) -> Result<Option<Head>, StoreError> {
+        self.timed("head", self.inner.head()).await
+    }
+
+    async fn registry_revision(&self) -> Result<i64, StoreError> {
+        self.timed("registry_revision", self.inner.registry_revision())
+            .await
+    }
+
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>> {
+        self.inner.notices()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

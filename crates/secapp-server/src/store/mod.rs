@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secapp_domain::AppName;
+use secapp_domain::{AppName, Head};
 
 /// Published changes: the ordering decision and the history.
 #[async_trait]
@@ -145,6 +145,19 @@ pub trait Store:
 {
     /// Loads the head, consumer records, applications and tokens.
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
+
+    /// The current head, as the database holds it now.
+    async fn head(&self) -> Result<Option<Head>, StoreError>;
+
+    /// A number that grows with every change to applications and tokens
+    /// (the newest admin audit id): a server whose registry was loaded at a
+    /// smaller one is behind.
+    async fn registry_revision(&self) -> Result<i64, StoreError>;
+
+    /// Changes other servers on the same database commit, as they happen;
+    /// `None` when no other server can share this database (SQLite: the
+    /// data dir is locked to one process).
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>>;
 
     /// Answers when the store can serve requests.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -299,3 +299,15 @@ pub struct AuditQuery {
     /// Only events with a smaller id.
     pub before: Option<i64>,
 }
+
+/// What another server sharing the database changed, as its store hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A publish became the head.
+    Head,
+    /// Applications or tokens changed.
+    Registry,
+    /// The feed was interrupted (a lost connection): anything may have
+    /// changed meanwhile, so read both again.
+    Resync,
+}

@@ -110,3 +110,82 @@ async fn two_servers_on_one_database_publish_in_one_order() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_change_made_on_one_server_reaches_the_other_within_a_second_or_two() {
+    use std::time::{Duration, Instant};
+
+    use crate::helpers::SseReader;
+    use secapp_api::admin::NewToken;
+
+    let database = TempPostgres::new();
+    let url = database.url().await;
+    let a = on(url).await;
+    let b = on(url).await;
+    let (api_a, api_b) = (a.api(), b.api());
+    // A watcher on B: a stream and a held long poll.
+    let mut stream = SseReader::new(SseReader::open(&api_b, "watcher", &[]).await);
+    let long_poll = {
+        let request = api_b
+            .request(reqwest::Method::GET, "/secapp/update?wait=20", "poller")
+            .await;
+        tokio::spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let id = api_a.publish("security", 4, "2026-03-01T12:00:00Z").await;
+    let (event_id, data) = stream
+        .next_event(Duration::from_secs(5))
+        .await
+        .expect("the stream on the other server gets the change");
+    assert_eq!(event_id, id.to_string());
+    assert_eq!(data["current_status"], 4);
+    let answered = tokio::time::timeout(Duration::from_secs(5), long_poll)
+        .await
+        .expect("the long poll on the other server is answered")
+        .unwrap();
+    assert_eq!(answered["status_change_id"], id);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A token issued on B, then revoked on A, is refused by B.
+    let (token, token_id) = b.issue_token("watcher", NewToken::default()).await;
+    let poll_on_b = |token: String| {
+        let client = b.client.clone();
+        let url = b.url("/secapp/update");
+        async move {
+            client
+                .get(url)
+                .header("App-name", "watcher")
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(poll_on_b(token.clone()).await, 200);
+    a.revoke(&token_id).await;
+    let revoked = Instant::now();
+    let mut status = 200;
+    while revoked.elapsed() < Duration::from_secs(5) {
+        status = poll_on_b(token.clone()).await;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 401, "the revocation reached the other server");
+    assert!(
+        revoked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        revoked.elapsed()
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -6,7 +6,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use secapp_domain::{AppName, Change, ChangeId, Head, Ledger, Outcome, Version};
 
 use super::rows::{self, failed, version_to_sql};
-use super::watch;
+use super::{listener, watch};
 use crate::store::{
     HistoryEntry, HistoryQuery, NewChange, NewEvent, Published, Recorded, StoreError, UnreadableRow,
 };
@@ -135,6 +135,15 @@ pub(super) async fn publish(
                 Published::KeyReused
             });
         }
+    }
+    if outcome == Outcome::Head {
+        // Heard by every other server once this commits.
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&listener::CHANNEL, &listener::HEAD],
+        )
+        .await
+        .map_err(&recording)?;
     }
     let previous_level = ledger.head().map(|head| head.change.level);
     if outcome == Outcome::Head

@@ -14,6 +14,7 @@
 
 mod changes;
 mod consumers;
+mod listener;
 mod registry;
 mod rows;
 mod schema;
@@ -43,6 +44,10 @@ const CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PostgresStore {
     pool: Pool,
+    /// What other servers commit, from the listener.
+    notices: tokio::sync::broadcast::Sender<super::Notice>,
+    /// Stops the listener at close.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -63,7 +68,7 @@ impl PostgresStore {
             .parse()
             .map_err(|e| StoreError::corrupt(format!("the database URL cannot be used: {e}")))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -77,9 +82,19 @@ impl PostgresStore {
             .recycle_timeout(Some(CONNECT_WAIT))
             .build()
             .map_err(|e| StoreError::corrupt(format!("cannot build the connection pool: {e}")))?;
-        let store = Self { pool };
+        let (notices, _) = tokio::sync::broadcast::channel(64);
+        let store = Self {
+            pool,
+            notices,
+            stop: tokio_util::sync::CancellationToken::new(),
+        };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
+        tokio::spawn(listener::run(
+            config,
+            store.notices.clone(),
+            store.stop.clone(),
+        ));
         Ok(store)
     }
 
@@ -235,6 +250,24 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn head(&self) -> Result<Option<secapp_domain::Head>, StoreError> {
+        Ok(changes::head(&self.client().await?).await?.0)
+    }
+
+    async fn registry_revision(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .client()
+            .await?
+            .query_one("SELECT coalesce(max(id), 0) FROM admin_audit", &[])
+            .await
+            .map_err(failed("reading the registry revision"))?
+            .get(0))
+    }
+
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<super::Notice>> {
+        Some(self.notices.subscribe())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.client()
             .await?
@@ -248,6 +281,7 @@ impl Store for PostgresStore {
         if self.pool.is_closed() {
             return Err(StoreError::Closed);
         }
+        self.stop.cancel();
         self.pool.close();
         Ok(())
     }

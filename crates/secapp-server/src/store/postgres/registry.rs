@@ -135,6 +135,13 @@ pub(super) async fn change(
         )));
     }
     record(&tx, event).await?;
+    // Heard by every other server once this commits.
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&super::listener::CHANNEL, &super::listener::REGISTRY],
+    )
+    .await
+    .map_err(&writing)?;
     tx.commit().await.map_err(&writing)
 }
 

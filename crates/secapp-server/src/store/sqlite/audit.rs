@@ -39,3 +39,11 @@ pub(super) fn page(conn: &Connection, query: AuditQuery) -> Result<Vec<AuditReco
     )?;
     Ok(records)
 }
+
+/// The newest audit id: grows with every change to applications and tokens.
+pub(super) fn revision(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT coalesce(max(id), 0) FROM admin_audit", [], |row| {
+        row.get(0)
+    })
+    .map_err(failed("reading the registry revision"))
+}

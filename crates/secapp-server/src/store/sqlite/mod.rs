@@ -41,7 +41,7 @@ use super::{
     Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
     WatchTransition,
 };
-use secapp_domain::AppName;
+use secapp_domain::{AppName, Head};
 use worker::{Claim, Command, Reply, Worker};
 
 /// File name of the database inside the data dir, by default.
@@ -214,6 +214,18 @@ impl Outbox for SqliteStore {
 impl Store for SqliteStore {
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         self.ask(Command::Snapshot).await
+    }
+
+    async fn head(&self) -> Result<Option<Head>, StoreError> {
+        self.ask(Command::Head).await
+    }
+
+    async fn registry_revision(&self) -> Result<i64, StoreError> {
+        self.ask(Command::RegistryRevision).await
+    }
+
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<super::Notice>> {
+        None
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

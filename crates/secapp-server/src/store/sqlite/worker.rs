@@ -16,7 +16,7 @@ use crate::store::{
     HistoryEntry, HistoryQuery, NewChange, Published, Snapshot, StoreError, WatchChange,
     WatchRecord, WatchTransition,
 };
-use secapp_domain::AppName;
+use secapp_domain::{AppName, Head};
 
 /// The most requests handled in one transaction; bounds the latency one batch
 /// adds to the requests behind it.
@@ -41,6 +41,8 @@ pub(super) enum Command {
     WatchHistory(Option<AppName>, u32, Reply<Vec<WatchTransition>>),
     ClaimDeliveries(Claim, Reply<Vec<Delivery>>),
     FinishDelivery(Box<(Delivery, DeliveryOutcome)>, DateTime<Utc>, Reply<()>),
+    Head(Reply<Option<Head>>),
+    RegistryRevision(Reply<i64>),
     Ping(Reply<()>),
     Close(Reply<()>),
 }
@@ -141,6 +143,12 @@ impl Worker {
                 Command::FinishDelivery(finished, at, reply) => {
                     let (delivery, outcome) = *finished;
                     let _ = reply.send(outbox::finish(&self.conn, &delivery, &outcome, at));
+                }
+                Command::Head(reply) => {
+                    let _ = reply.send(changes::head(&self.conn).map(|(head, _, _)| head));
+                }
+                Command::RegistryRevision(reply) => {
+                    let _ = reply.send(audit::revision(&self.conn));
                 }
                 Command::Ping(reply) => {
                     let _ = reply.send(self.ping());
