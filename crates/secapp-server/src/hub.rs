@@ -84,6 +84,8 @@ pub struct Hub {
     head: watch::Sender<Option<Arc<Head>>>,
     /// A std `Mutex`: held for a map look-up, never across an `.await`.
     consumers: Mutex<Consumers>,
+    /// Whether other servers share the store, so a delivery is confirmed there.
+    shared: bool,
 }
 
 #[derive(Default)]
@@ -107,6 +109,7 @@ impl Hub {
             dirty: HashSet::new(),
         };
         Self {
+            shared: store.notices().is_some(),
             store,
             head,
             consumers: Mutex::new(consumers),
@@ -147,6 +150,24 @@ impl Hub {
         let current = head.as_ref()?;
         self.update(app, |consumer| consumer.poll(current, now, long_poll))
             .then(|| Arc::clone(current))
+    }
+
+    /// Confirms with the store that `app` is told `head` by this server,
+    /// when other servers share the store (PostgreSQL): another server may
+    /// have told it already. False means it was, and the answer is "nothing
+    /// new". Alone on its store (SQLite), or when the store cannot answer,
+    /// the poll's own decision stands: better told twice than not at all.
+    pub async fn confirm_told(&self, app: &AppName, head: &Head, now: DateTime<Utc>) -> bool {
+        if !self.shared {
+            return true;
+        }
+        match self.store.claim_told(app, head.version, now).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(%app, error = %e, "cannot confirm a delivery with the store; telling anyway");
+                true
+            }
+        }
     }
 
     /// A client-held cursor: compares what `app` says it holds with the

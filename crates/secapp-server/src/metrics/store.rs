@@ -61,6 +61,16 @@ impl Deliveries for TimedStore {
         self.timed("save_consumers", self.inner.save_consumers(consumers))
             .await
     }
+
+    async fn claim_told(
+        &self,
+        app: &AppName,
+        version: secapp_domain::Version,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.timed("claim_told", self.inner.claim_told(app, version, at))
+            .await
+    }
 }
 
 #[async_trait]

@@ -65,6 +65,17 @@ pub trait Deliveries: Send + Sync {
     /// Writes consumer records back. Every part only moves forward: a
     /// stale writer never replaces a newer cursor, sent or acknowledged id.
     async fn save_consumers(&self, consumers: Vec<ConsumerRecord>) -> Result<(), StoreError>;
+
+    /// Claims telling `app` head `version` with its server-held cursor:
+    /// true when this caller moved the stored cursor to it, false when the
+    /// cursor already stood there or beyond (another server told it). Two
+    /// servers claiming one version get one true between them.
+    async fn claim_told(
+        &self,
+        app: &AppName,
+        version: secapp_domain::Version,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Registered applications and their tokens.

@@ -189,3 +189,47 @@ async fn a_change_made_on_one_server_reaches_the_other_within_a_second_or_two() 
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn applications_polling_both_servers_are_told_each_change_once() {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    let database = TempPostgres::new();
+    let url = database.url().await;
+    let a = on(url).await;
+    let b = on(url).await;
+    let (api_a, api_b) = (a.api(), b.api());
+    let apps: Vec<String> = (0..200).map(|n| format!("consumer-{n}")).collect();
+    for app in &apps {
+        let token = api_a.token(app).await;
+        api_b.remember(app, &token).await;
+    }
+    let mut told: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut published = Vec::new();
+    for (round, level) in [3, 4, 2].into_iter().enumerate() {
+        let at = format!("2026-03-01T12:0{round}:00Z");
+        published.push(api_a.publish("security", level, &at).await);
+        // Let the other server hear of it, then every application polls
+        // each server twice, alternating, all at once.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let polls = apps.iter().flat_map(|app| {
+            [&api_a, &api_b, &api_a, &api_b]
+                .into_iter()
+                .map(move |api| async move { (app.clone(), api.poll(app).await) })
+        });
+        for (app, (status, answer)) in futures_util::future::join_all(polls).await {
+            assert_eq!(status, 200);
+            if let Some(id) = answer["status_change_id"].as_i64() {
+                told.entry(app).or_default().push(id);
+            }
+        }
+    }
+    for app in &apps {
+        let mut ids = told.get(app).cloned().unwrap_or_default();
+        ids.sort_unstable();
+        assert_eq!(ids, published, "{app} is told each change exactly once");
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -62,3 +62,32 @@ pub async fn a_stale_writer_never_moves_a_record_back(backend: &dyn Backend) {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// Two servers telling one application one head: one claim succeeds.
+pub async fn two_servers_claim_a_delivery_once(backend: &dyn Backend) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    let app = secapp_domain::AppName::parse("billing").unwrap();
+    let at = chrono::Utc::now();
+    for version in 1..=20 {
+        let version = secapp_domain::Version(version);
+        let (first, second) = tokio::join!(
+            a.claim_told(&app, version, at),
+            b.claim_told(&app, version, at)
+        );
+        assert!(
+            first.unwrap() ^ second.unwrap(),
+            "exactly one server tells version {version:?}"
+        );
+    }
+    assert!(
+        !a.claim_told(&app, secapp_domain::Version(3), at)
+            .await
+            .unwrap(),
+        "an older version is never told again"
+    );
+    let flushed = a.snapshot().await.unwrap();
+    let record = flushed.consumers.iter().find(|r| r.app == app).unwrap();
+    assert_eq!(record.consumer.cursor.told(), secapp_domain::Version(20));
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}

@@ -145,6 +145,7 @@ macro_rules! conformance_tests {
             two_writers_claim_an_idempotency_key_once,
             a_second_writer_decides_against_what_the_first_recorded,
             a_stale_writer_never_moves_a_record_back,
+            two_servers_claim_a_delivery_once,
             a_second_writer_conflicts_instead_of_overwriting,
             sightings_only_move_forward,
             two_watchers_record_a_change_of_state_once,

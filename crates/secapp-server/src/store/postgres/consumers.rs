@@ -93,3 +93,24 @@ pub(super) async fn save(
     }
     tx.commit().await.map_err(&saving)
 }
+
+/// Moves `app`'s cursor to `version` unless it stands there or beyond;
+/// answers whether it moved.
+pub(super) async fn claim_told(
+    client: &impl GenericClient,
+    app: &secapp_domain::AppName,
+    version: i64,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, StoreError> {
+    let moved = client
+        .execute(
+            "INSERT INTO consumers (app_name, told_version, told_at) VALUES ($1, $2, $3)
+             ON CONFLICT (app_name) DO UPDATE SET told_version = EXCLUDED.told_version,
+                                                  told_at = EXCLUDED.told_at
+             WHERE consumers.told_version < EXCLUDED.told_version",
+            &[&app.as_str(), &version, &at],
+        )
+        .await
+        .map_err(failed("claiming a delivery"))?;
+    Ok(moved == 1)
+}

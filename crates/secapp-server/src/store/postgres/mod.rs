@@ -137,6 +137,16 @@ impl Deliveries for PostgresStore {
         )
         .await)
     }
+
+    async fn claim_told(
+        &self,
+        app: &AppName,
+        version: secapp_domain::Version,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let version = rows::version_to_sql(version);
+        consumers::claim_told(&self.client().await?, app, version, at).await
+    }
 }
 
 #[async_trait]

@@ -82,3 +82,23 @@ pub(super) fn save<'a>(
     }
     Ok(())
 }
+
+/// Moves `app`'s cursor to `version` unless it stands there or beyond;
+/// answers whether it moved.
+pub(super) fn claim_told(
+    conn: &Connection,
+    app: &secapp_domain::AppName,
+    version: i64,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, StoreError> {
+    let moved = conn
+        .prepare_cached(
+            "INSERT INTO consumers (app_name, told_version, told_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (app_name) DO UPDATE SET told_version = excluded.told_version,
+                                                  told_at = excluded.told_at
+             WHERE told_version < excluded.told_version",
+        )
+        .and_then(|mut statement| statement.execute(params![app.as_str(), version, rfc3339(at)]))
+        .map_err(failed("claiming a delivery"))?;
+    Ok(moved == 1)
+}

@@ -125,6 +125,18 @@ impl Deliveries for SqliteStore {
         self.ask(|reply| Command::SaveConsumers(consumers, reply))
             .await
     }
+
+    async fn claim_told(
+        &self,
+        app: &AppName,
+        version: secapp_domain::Version,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let version = i64::try_from(version.0).unwrap_or(i64::MAX);
+        let app = app.clone();
+        self.ask(|reply| Command::ClaimTold(app, version, at, reply))
+            .await
+    }
 }
 
 #[async_trait]

@@ -42,6 +42,7 @@ pub(super) enum Command {
     ClaimDeliveries(Claim, Reply<Vec<Delivery>>),
     FinishDelivery(Box<(Delivery, DeliveryOutcome)>, DateTime<Utc>, Reply<()>),
     Head(Reply<Option<Head>>),
+    ClaimTold(AppName, i64, DateTime<Utc>, Reply<bool>),
     RegistryRevision(Reply<i64>),
     Ping(Reply<()>),
     Close(Reply<()>),
@@ -143,6 +144,9 @@ impl Worker {
                 Command::FinishDelivery(finished, at, reply) => {
                     let (delivery, outcome) = *finished;
                     let _ = reply.send(outbox::finish(&self.conn, &delivery, &outcome, at));
+                }
+                Command::ClaimTold(app, version, at, reply) => {
+                    let _ = reply.send(consumers::claim_told(&self.conn, &app, version, at));
                 }
                 Command::Head(reply) => {
                     let _ = reply.send(changes::head(&self.conn).map(|(head, _, _)| head));
