@@ -20,5 +20,6 @@ mod operations;
 mod postgres;
 mod realtime;
 mod receiver;
+mod tcp_proxy;
 mod traces;
 mod webhooks;

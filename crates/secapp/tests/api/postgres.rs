@@ -233,3 +233,75 @@ async fn applications_polling_both_servers_are_told_each_change_once() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn while_the_database_is_away_publishes_are_refused_reads_answer_and_all_recovers() {
+    use std::time::Duration;
+
+    use crate::tcp_proxy::TcpProxy;
+
+    let database = TempPostgres::new();
+    let direct = database.url().await.to_owned();
+    let config: tokio_postgres::Config = direct.parse().unwrap();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let proxy = TcpProxy::start(([127, 0, 0, 1], port).into()).await;
+    let proxied = direct.replacen(&format!(":{port}/"), &format!(":{}/", proxy.port), 1);
+    let a = on(&proxied).await;
+    let b = on(&direct).await;
+    let (api_a, api_b) = (a.api(), b.api());
+    let first = api_a.publish("security", 3, "2026-03-01T12:00:00Z").await;
+    assert_eq!(api_a.poll("billing").await.1["status_change_id"], first);
+    let producer = api_a.token("security").await;
+
+    proxy.cut();
+    let publish = |at: &'static str| {
+        let client = a.client.clone();
+        let url = a.url("/secapp/update");
+        let token = producer.clone();
+        async move {
+            let response = client
+                .post(url)
+                .header("App-name", "security")
+                .bearer_auth(token)
+                .body(format!(r#"{{"current_status": 5, "Change_at": "{at}"}}"#))
+                .send()
+                .await
+                .unwrap();
+            let retry_after = response.headers().get("retry-after").is_some();
+            let status = response.status().as_u16();
+            (status, retry_after, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, retry_after, body) = publish("2026-03-01T12:01:00Z").await;
+    assert_eq!((status, retry_after), (503, true), "{body}");
+    assert_eq!(body["error"], "store_unavailable");
+    // Memory still answers reads: nothing new for billing.
+    let (status, answer) = api_a.poll("billing").await;
+    assert_eq!((status, answer), (200, serde_json::json!({})));
+    let ready = a.client.get(a.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+
+    // Meanwhile the other server publishes; then the database comes back.
+    let during = api_b.publish("security", 4, "2026-03-01T12:02:00Z").await;
+    proxy.restore();
+    let mut recovered = None;
+    for _ in 0..100 {
+        let (status, _, body) = publish("2026-03-01T12:03:00Z").await;
+        if status == 200 {
+            recovered = Some(body["processed_id"].as_i64().unwrap());
+            break;
+        }
+        assert_eq!(status, 503, "never anything but 503 or 200: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = recovered.expect("publishes work again without a restart");
+    let ready = a.client.get(a.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // The refused publish left nothing; the other server's change and the
+    // one after recovery are there, and billing is told the newest.
+    assert_eq!(b.recorded().await, [after, during, first]);
+    let (_, told) = api_a.poll("billing").await;
+    assert_eq!(told["status_change_id"], after);
+    a.stop().await;
+    b.stop().await;
+}
