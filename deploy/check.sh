@@ -38,6 +38,16 @@ promtool check config "$work/prometheus.yml"
 promtool check rules deploy/prometheus/secapp-rules.yml
 (cd deploy/prometheus && promtool test rules secapp-rules.test.yml)
 
+echo "== the HAProxy config, the Dockerfile, compose file and Kubernetes manifests"
+if ! command -v haproxy >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends haproxy >/dev/null
+fi
+haproxy -c -q -f deploy/haproxy/haproxy.cfg
+python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
+python3 deploy/check-kit.py
+
 echo "== a real Prometheus scraping a running secapp"
 cargo build --quiet -p secapp
 secapp="${CARGO_TARGET_DIR:-target}/debug/secapp"
