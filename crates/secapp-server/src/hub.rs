@@ -152,20 +152,51 @@ impl Hub {
             .then(|| Arc::clone(current))
     }
 
-    /// Confirms with the store that `app` is told `head` by this server,
-    /// when other servers share the store (PostgreSQL): another server may
-    /// have told it already. False means it was, and the answer is "nothing
-    /// new". Alone on its store (SQLite), or when the store cannot answer,
-    /// the poll's own decision stands: better told twice than not at all.
-    pub async fn confirm_told(&self, app: &AppName, head: &Head, now: DateTime<Utc>) -> bool {
+    /// The server-held cursor when other servers share the store
+    /// (PostgreSQL): as [`poll`](Self::poll), but a head that is news here
+    /// is first claimed in the store, which only moves the stored cursor
+    /// forward, so whichever server claims it tells it and every other
+    /// answers "nothing new" (and moves its own cursor on without counting
+    /// a send). Alone on its store (SQLite) this is [`poll`](Self::poll).
+    /// When the store cannot answer, the head is told: twice rather than
+    /// not at all.
+    pub async fn poll_shared(
+        &self,
+        app: &AppName,
+        now: DateTime<Utc>,
+        look: Look,
+    ) -> Option<Arc<Head>> {
+        let Look::Deliver { long_poll } = look else {
+            return self.poll(app, now, look);
+        };
         if !self.shared {
-            return true;
+            return self.poll(app, now, look);
         }
-        match self.store.claim_told(app, head.version, now).await {
-            Ok(claimed) => claimed,
+        let news = self.poll(app, now, Look::Peek)?;
+        match self.store.claim_told(app, news.version, now).await {
+            // Ours to tell, even if a request that lost the claim moved the
+            // cursor here meanwhile.
+            Ok(true) => {
+                self.update(app, |consumer| {
+                    if !consumer.poll(&news, now, long_poll) {
+                        consumer.told_at = Some(now);
+                        consumer.knowledge.sent(secapp_domain::Sighting {
+                            id: news.change.id,
+                            at: now,
+                            mode: secapp_domain::Mode::Poll,
+                            long_poll,
+                        });
+                    }
+                });
+                Some(news)
+            }
+            Ok(false) => {
+                self.update(app, |consumer| consumer.cursor.deliver(&news));
+                None
+            }
             Err(e) => {
-                tracing::warn!(%app, error = %e, "cannot confirm a delivery with the store; telling anyway");
-                true
+                tracing::warn!(%app, error = %e, "cannot claim a delivery in the store; telling anyway");
+                self.poll(app, now, look)
             }
         }
     }

@@ -81,6 +81,8 @@ pub struct Alerts {
     written: Mutex<HashMap<AppName, DateTime<Utc>>>,
     /// When the last evaluation ran.
     checked_at: RwLock<Option<DateTime<Utc>>>,
+    /// Whether this server held the once-only duties at the last check.
+    leading: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Alerts {
@@ -102,6 +104,7 @@ impl Alerts {
             current: RwLock::default(),
             written: Mutex::default(),
             checked_at: RwLock::default(),
+            leading: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -115,6 +118,13 @@ impl Alerts {
     #[must_use]
     pub fn of(&self, app: &AppName) -> Option<ConsumerAlert> {
         self.read().get(app.as_str()).cloned()
+    }
+
+    /// Whether this server held the once-only duties (recording alert
+    /// changes, sending webhooks) at the last check.
+    #[must_use]
+    pub fn leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// When the states were last evaluated.
@@ -181,7 +191,19 @@ impl Alerts {
                 },
             );
         }
-        let recorded = self.parts.store.change_watch(changes.clone()).await?;
+        // Every server writes its sightings and keeps a view; only the one
+        // holding the once-only duties records changes (and so raises alerts).
+        let leading = self.parts.store.lead().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot tell whether this server leads; assuming not");
+            false
+        });
+        self.leading
+            .store(leading, std::sync::atomic::Ordering::Relaxed);
+        let recorded = if leading {
+            self.parts.store.change_watch(changes.clone()).await?
+        } else {
+            vec![false; changes.len()]
+        };
         let mut events = false;
         for (change, applied) in changes.iter().zip(recorded) {
             if !applied {

@@ -167,6 +167,13 @@ impl Collector for Scrape {
                 .encode_family(&[("app", alert.app.as_str())])?
                 .encode_gauge(&i64::from(stale))?;
         }
+        gauge(
+            &mut encoder,
+            "leader",
+            "1 while this server holds the once-only duties (alert changes, webhooks)",
+            None,
+            f64::from(u8::from(self.alerts.leading())),
+        )?;
         let refusals = self.access.failures.report().by_reason;
         let mut family = encoder.encode_descriptor(
             "auth_refusals",

@@ -166,6 +166,10 @@ impl Store for TimedStore {
             .await
     }
 
+    async fn lead(&self) -> Result<bool, StoreError> {
+        self.timed("lead", self.inner.lead()).await
+    }
+
     fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>> {
         self.inner.notices()
     }

@@ -179,22 +179,10 @@ pub async fn poll(
             changes.borrow_and_update();
         }
         let looked = match &held {
-            None => {
-                let news = state.hub.poll(&principal.app, now, look);
-                match news {
-                    // Told by another server meanwhile: nothing new here.
-                    Some(head)
-                        if matches!(look, Look::Deliver { .. })
-                            && !state.hub.confirm_told(&principal.app, &head, now).await =>
-                    {
-                        Compared {
-                            news: None,
-                            head: Some(head),
-                        }
-                    }
-                    news => Compared { news, head: None },
-                }
-            }
+            None => Compared {
+                news: state.hub.poll_shared(&principal.app, now, look).await,
+                head: None,
+            },
             Some(held) => state.hub.compare(&principal.app, held, now, look),
         };
         if let Some(head) = looked.news {

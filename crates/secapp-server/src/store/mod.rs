@@ -165,6 +165,12 @@ pub trait Store:
     /// smaller one is behind.
     async fn registry_revision(&self) -> Result<i64, StoreError>;
 
+    /// Whether this server holds the once-only duties (alert evaluation,
+    /// webhook sending): one server at a time among those sharing the
+    /// database, the next one taking over within a check or two of its
+    /// connection ending. Always true alone on a database.
+    async fn lead(&self) -> Result<bool, StoreError>;
+
     /// Changes other servers on the same database commit, as they happen;
     /// `None` when no other server can share this database (SQLite: the
     /// data dir is locked to one process).

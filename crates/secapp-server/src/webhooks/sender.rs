@@ -62,14 +62,19 @@ impl Sender {
             }
         };
         loop {
+            // Claims are safe from any number of senders; sending from the
+            // server holding the once-only duties keeps them in one place.
+            let leading = self.store.lead().await.unwrap_or(false);
             let rounds = self
                 .webhooks
                 .all()
                 .iter()
                 .map(|hook| self.deliver_due(&client, hook));
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = futures_util::future::join_all(rounds) => {}
+            if leading {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = futures_util::future::join_all(rounds) => {}
+                }
             }
             tokio::select! {
                 () = stop.cancelled() => return,

@@ -106,7 +106,10 @@ async fn three_servers_behind_haproxy_keep_every_guarantee_and_survive_a_kill_9(
     let database = TempPostgres::new();
     let url = database.url().await.to_owned();
     let dir = tempfile::tempdir().unwrap();
-    let env = [("SECAPP_DATABASE_URL", url.as_str())];
+    let env = [
+        ("SECAPP_DATABASE_URL", url.as_str()),
+        ("SECAPP_WATCH_INTERVAL", "300ms"),
+    ];
     let first = ServerProcess::start(&dir.path().join("a"), &env);
     let admin = first.admin_token();
     let mut servers = vec![
@@ -237,7 +240,41 @@ async fn three_servers_behind_haproxy_keep_every_guarantee_and_survive_a_kill_9(
     })
     .await;
 
-    // Kill one server mid-load: every publish acknowledged is kept. Each is
+    // One server holds the once-only duties; it is the one killed below.
+    let leaders = |alive: Vec<String>| {
+        let client = client.clone();
+        let admin = admin.clone();
+        async move {
+            let mut leading = Vec::new();
+            for addr in alive {
+                let text = client
+                    .get(format!("http://{addr}/metrics"))
+                    .bearer_auth(&admin)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                if text
+                    .lines()
+                    .any(|line| line == "secapp_leader 1.0" || line == "secapp_leader 1")
+                {
+                    leading.push(addr);
+                }
+            }
+            leading
+        }
+    };
+    let mut leader = Vec::new();
+    wait_until("exactly one server leads", async || {
+        leader = leaders(addrs.clone()).await;
+        leader.len() == 1
+    })
+    .await;
+    let victim = addrs.iter().position(|addr| *addr == leader[0]).unwrap();
+
+    // Kill the leader mid-load: every publish acknowledged is kept. Each is
     // retried with its idempotency key until acknowledged.
     let producer = api.token("security").await;
     let publisher = {
@@ -277,7 +314,7 @@ async fn three_servers_behind_haproxy_keep_every_guarantee_and_survive_a_kill_9(
         })
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
-    servers[1].take().unwrap().kill_9();
+    servers[victim].take().unwrap().kill_9();
     let acknowledged = tokio::time::timeout(Duration::from_secs(60), publisher)
         .await
         .expect("publishing goes on through the two servers left")
@@ -308,6 +345,17 @@ async fn three_servers_behind_haproxy_keep_every_guarantee_and_survive_a_kill_9(
         "every acknowledged change is kept"
     );
     assert_eq!(recorded.len(), 61, "the first change and the 60: no others");
+    let survivors: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != victim)
+        .map(|(_, addr)| addr.clone())
+        .collect();
+    wait_until(
+        "another server takes the once-only duties over",
+        async || leaders(survivors.clone()).await.len() == 1,
+    )
+    .await;
     for server in servers.into_iter().flatten() {
         server.terminate();
     }

@@ -151,6 +151,7 @@ macro_rules! conformance_tests {
             two_watchers_record_a_change_of_state_once,
             a_level_change_writes_its_event_with_the_publish,
             a_delivery_is_held_by_one_sender_at_a_time,
+            one_server_leads_at_a_time,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {

@@ -230,3 +230,29 @@ pub async fn a_delivery_is_held_by_one_sender_at_a_time(backend: &dyn Backend) {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// One server at a time holds the once-only duties; when it goes, another
+/// takes them. Alone on a database (no notices), a store always leads.
+pub async fn one_server_leads_at_a_time(backend: &dyn Backend) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    if a.notices().is_none() {
+        assert!(a.lead().await.unwrap());
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+        return;
+    }
+    assert!(a.lead().await.unwrap());
+    assert!(!b.lead().await.unwrap(), "one leader at a time");
+    assert!(a.lead().await.unwrap(), "the leader keeps leading");
+    a.close().await.unwrap();
+    let mut took_over = false;
+    for _ in 0..50 {
+        if b.lead().await.unwrap() {
+            took_over = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(took_over, "another server takes the duties over");
+    b.close().await.unwrap();
+}

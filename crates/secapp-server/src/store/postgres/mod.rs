@@ -14,6 +14,7 @@
 
 mod changes;
 mod consumers;
+mod leader;
 mod listener;
 mod registry;
 mod rows;
@@ -48,6 +49,8 @@ pub struct PostgresStore {
     notices: tokio::sync::broadcast::Sender<super::Notice>,
     /// Stops the listener at close.
     stop: tokio_util::sync::CancellationToken,
+    /// The session holding (or trying for) the once-only duties' lock.
+    leader: leader::Leader,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -87,6 +90,7 @@ impl PostgresStore {
             pool,
             notices,
             stop: tokio_util::sync::CancellationToken::new(),
+            leader: leader::Leader::new(config.clone()),
         };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
@@ -274,6 +278,10 @@ impl Store for PostgresStore {
             .get(0))
     }
 
+    async fn lead(&self) -> Result<bool, StoreError> {
+        self.leader.lead().await
+    }
+
     fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<super::Notice>> {
         Some(self.notices.subscribe())
     }
@@ -292,6 +300,7 @@ impl Store for PostgresStore {
             return Err(StoreError::Closed);
         }
         self.stop.cancel();
+        self.leader.resign().await;
         self.pool.close();
         Ok(())
     }

@@ -236,6 +236,11 @@ impl Store for SqliteStore {
         self.ask(Command::RegistryRevision).await
     }
 
+    async fn lead(&self) -> Result<bool, StoreError> {
+        // The data dir lock already makes this server the only one.
+        Ok(true)
+    }
+
     fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<super::Notice>> {
         None
     }
