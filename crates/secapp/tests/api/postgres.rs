@@ -58,7 +58,9 @@ async fn changes_apps_and_cursors_live_in_the_database_not_the_data_dir() {
 }
 
 #[tokio::test]
-async fn two_servers_on_one_database_publish_in_one_order() {
+async fn two_servers_racing_ten_thousand_publishes_agree_on_one_order() {
+    use futures_util::StreamExt as _;
+
     let database = TempPostgres::new();
     let url = database.url().await;
     let a = on(url).await;
@@ -67,34 +69,61 @@ async fn two_servers_on_one_database_publish_in_one_order() {
     // Warm both servers' tokens before racing.
     api_a.token("left").await;
     api_b.token("right").await;
+    // 5,000 publishes on each server, 8 at a time, with times that
+    // interleave: in one order every later time wins.
     let publish = |api: crate::helpers::Api, app: &'static str, offset: u32| async move {
-        let mut ids = Vec::new();
-        for n in 0..100u32 {
-            let second = (n * 2 + offset) % 60;
-            let minute = (n * 2 + offset) / 60;
-            let at = format!("2026-03-01T12:{minute:02}:{second:02}Z");
-            ids.push(api.publish(app, 1 + i64::from(n % 5), &at).await);
-        }
-        ids
+        futures_util::stream::iter(0..5_000u32)
+            .map(|n| {
+                let api = api.clone();
+                async move {
+                    let step = n * 2 + offset;
+                    let at = format!(
+                        "2026-03-01T{:02}:{:02}:{:02}Z",
+                        step / 3600,
+                        step / 60 % 60,
+                        step % 60
+                    );
+                    api.publish(app, 1 + i64::from(n % 5), &at).await
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<i64>>()
+            .await
     };
     let (left, right) = tokio::join!(publish(api_a, "left", 0), publish(api_b, "right", 1));
     let ids: BTreeSet<i64> = left.iter().chain(&right).copied().collect();
-    assert_eq!(ids.len(), 200, "every publish got an id of its own");
-    assert!(left.windows(2).all(|w| w[0] < w[1]) && right.windows(2).all(|w| w[0] < w[1]));
-    let recorded = a.recorded().await;
-    assert_eq!(recorded.len(), 200, "the history is complete");
-    // In id order, every head is newer than the one before: one order.
-    let history: Value = a
-        .as_admin(reqwest::Method::GET, "/secapp/history?limit=1000")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut heads: Vec<(i64, String)> = history["changes"]
-        .as_array()
-        .unwrap()
+    assert_eq!(ids.len(), 10_000, "every publish got an id of its own");
+    // The whole history, page by page: complete, and in id order every
+    // head is newer than the one before.
+    let mut changes = Vec::new();
+    let mut before = String::new();
+    loop {
+        let page: Value = a
+            .as_admin(
+                reqwest::Method::GET,
+                &format!("/secapp/history?limit=1000{before}"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        changes.extend(page["changes"].as_array().unwrap().iter().cloned());
+        match page["next_before"].as_i64() {
+            Some(next) => before = format!("&before={next}"),
+            None => break,
+        }
+    }
+    let recorded: BTreeSet<i64> = changes
+        .iter()
+        .map(|c| c["processed_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        recorded, ids,
+        "the history holds exactly the acknowledged publishes"
+    );
+    let mut heads: Vec<(i64, String)> = changes
         .iter()
         .filter(|c| c["outcome"] == "head")
         .map(|c| {
@@ -105,8 +134,32 @@ async fn two_servers_on_one_database_publish_in_one_order() {
         })
         .collect();
     heads.sort();
-    assert!(heads.windows(2).all(|w| w[0].1 < w[1].1), "{heads:?}");
-    assert_eq!(heads.last().unwrap().1, "2026-03-01T12:03:19Z");
+    assert!(
+        heads.windows(2).all(|w| w[0].1 < w[1].1),
+        "heads move forward in id order"
+    );
+    let newest = "2026-03-01T02:46:39Z";
+    assert_eq!(heads.last().unwrap().1, newest);
+    // Both servers serve that one head (the other's within a second).
+    for api in [a.api(), b.api()] {
+        let mut served = Value::Null;
+        for _ in 0..40 {
+            served = api
+                .request(reqwest::Method::GET, "/secapp/update?after=0", "reader")
+                .await
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if served["Change_at"] == newest {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(served["Change_at"], newest);
+    }
     a.stop().await;
     b.stop().await;
 }
