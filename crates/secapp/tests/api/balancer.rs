@@ -199,6 +199,24 @@ async fn three_servers_behind_haproxy_keep_every_guarantee_and_survive_a_kill_9(
         }
     }
     assert!(apps.iter().all(|app| told.get(app) == Some(&1)), "{told:?}");
+    // The balancer spread the polls over all three servers.
+    for addr in &addrs {
+        let text = client
+            .get(format!("http://{addr}/metrics"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let polls: f64 = text
+            .lines()
+            .filter(|line| line.starts_with("secapp_polls_total{app=\"fleet-"))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        assert!(polls >= 100.0, "{addr} answered {polls} of the 600 polls");
+    }
 
     // A token revoked through one server is refused by all.
     let (token, token_id) = {
