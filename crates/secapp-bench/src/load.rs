@@ -11,7 +11,7 @@ use crate::{BenchResult, RunArgs};
 
 /// wrk script: every request publishes a change ("now", so each may become
 /// the head).
-const PUBLISH_LUA: &str = r#"
+pub(crate) const PUBLISH_LUA: &str = r#"
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local n = 0
@@ -22,7 +22,12 @@ end
 "#;
 
 /// One wrk run: requests per second. Any error answer fails the run.
-fn wrk(connections: usize, duration: Duration, url: &str, args: &[&str]) -> BenchResult<f64> {
+pub(crate) fn wrk(
+    connections: usize,
+    duration: Duration,
+    url: &str,
+    args: &[&str],
+) -> BenchResult<f64> {
     let threads = connections.clamp(1, 2).to_string();
     let output = Command::new("wrk")
         .args(["-t", &threads, "-c", &connections.to_string()])
@@ -41,7 +46,7 @@ fn wrk(connections: usize, duration: Duration, url: &str, args: &[&str]) -> Benc
         .ok_or_else(|| format!("no rate in wrk's output:\n{text}"))
 }
 
-fn header(name: &str, value: &str) -> [String; 2] {
+pub(crate) fn header(name: &str, value: &str) -> [String; 2] {
     ["-H".to_owned(), format!("{name}: {value}")]
 }
 
@@ -207,7 +212,7 @@ fn synced_writes_per_second(dir: &std::path::Path, length: Duration) -> BenchRes
     Ok(rate)
 }
 
-fn median_of(values: &[f64]) -> f64 {
+pub(crate) fn median_of(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     median(&sorted)

@@ -11,7 +11,10 @@
 //! 4. durable publishes per second at 1, 16 and 64 producers next to the
 //!    disk's own rate of synced small writes, measured in the same run;
 //! 5. a flood of idle sockets beyond the server's file descriptors: what
-//!    connected clients, new clients and the idle sockets see.
+//!    connected clients, new clients and the idle sockets see;
+//! 6. (`--only replicas`, not in the default set: it needs PostgreSQL and
+//!    HAProxy) one server on SQLite next to three on PostgreSQL behind
+//!    HAProxy: polls and publishes.
 //!
 //! Every figure is the median of `--runs` runs with the range beside it.
 //! Map: [`servers`] starts and measures processes, [`load`] drives `wrk`,
@@ -21,6 +24,7 @@
 mod baseline;
 mod flood;
 mod load;
+mod replicas;
 mod servers;
 mod stats;
 mod watchers;
@@ -68,7 +72,8 @@ struct RunArgs {
     /// Watcher counts for the fan-out and long-poll benchmarks.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     watchers: Vec<usize>,
-    /// Only these parts: poll, fanout, longpoll, floor, publish, flood.
+    /// Only these parts: poll, fanout, longpoll, floor, publish, flood,
+    /// replicas (not in the default: it needs PostgreSQL and HAProxy).
     #[arg(
         long,
         value_delimiter = ',',
@@ -140,6 +145,9 @@ async fn run(args: RunArgs) -> BenchResult<()> {
     }
     if wants("flood") {
         flood::idle_flood(&args).await?;
+    }
+    if wants("replicas") {
+        replicas::replicas(&args).await?;
     }
     Ok(())
 }

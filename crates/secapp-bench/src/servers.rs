@@ -27,27 +27,33 @@ pub const REGISTERED_APP: &str = "bench-registered";
 impl Server {
     /// Starts the release secapp on a fresh data dir with high stream caps.
     pub async fn secapp(args: &RunArgs) -> BenchResult<Self> {
-        Self::start_secapp(args, false, None).await
+        Self::start_secapp(args, false, None, &[]).await
+    }
+
+    /// [`Server::secapp`] with more environment: another database, say.
+    pub async fn secapp_with_env(args: &RunArgs, env: &[(&str, &str)]) -> BenchResult<Self> {
+        Self::start_secapp(args, false, None, env).await
     }
 
     /// [`Server::secapp`] in a process that may open at most `open_files`
     /// files (soft and hard limit), so running out of descriptors can be
     /// measured without running out of the harness's own.
     pub async fn secapp_with_open_files(args: &RunArgs, open_files: u32) -> BenchResult<Self> {
-        Self::start_secapp(args, false, Some(open_files)).await
+        Self::start_secapp(args, false, Some(open_files), &[]).await
     }
 
     /// [`Server::secapp`], with [`REGISTERED_APP`] registered before the
     /// start (by the offline command line, so a binary from before
     /// per-application tokens can still run the other benchmarks).
     pub async fn secapp_with_registered_app(args: &RunArgs) -> BenchResult<Self> {
-        Self::start_secapp(args, true, None).await
+        Self::start_secapp(args, true, None, &[]).await
     }
 
     async fn start_secapp(
         args: &RunArgs,
         with_registered_app: bool,
         open_files: Option<u32>,
+        env: &[(&str, &str)],
     ) -> BenchResult<Self> {
         let data_dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let addr = free_addr()?;
@@ -78,6 +84,7 @@ impl Server {
             // never refuse, but are still checked on every request.
             .env("SECAPP_PUBLISH_RATE", "1000000000")
             .env("SECAPP_READ_RATE", "1000000000")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("start {}: {e}", args.secapp.display()))?;
@@ -151,7 +158,7 @@ impl Server {
         Ok((id, acked))
     }
 
-    async fn wait_until_up(&self, path: &str) -> BenchResult<()> {
+    pub(crate) async fn wait_until_up(&self, path: &str) -> BenchResult<()> {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {

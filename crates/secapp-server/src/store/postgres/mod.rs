@@ -67,9 +67,13 @@ impl PostgresStore {
     /// [`StoreError`] when the URL cannot be used, the database cannot be
     /// reached or migrated.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::corrupt(format!("the database URL cannot be used: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            // An unreachable host answers nothing; do not wait for TCP to give up.
+            config.connect_timeout(CONNECT_WAIT);
+        }
         let manager = Manager::from_config(
             config.clone(),
             tokio_postgres::NoTls,
@@ -287,12 +291,10 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .query_one("SELECT 1", &[])
-            .await
-            .map_err(failed("checking the database"))?;
-        Ok(())
+        if self.pool.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        self.leader.ping().await
     }
 
     async fn close(&self) -> Result<(), StoreError> {
