@@ -8,7 +8,9 @@ use secapp_domain::{AppName, Role, Roles};
 use super::secret::{self, Secret};
 use super::validate::{AppChanges, AppSpec, TokenSpec};
 use super::{Access, AccessError, Actor, AppDetails, FIRST_ADMIN_APP, TokenListing, TokenState};
-use crate::store::{AccessChange, AppRecord, AuditEvent, StoreError, TokenRecord};
+use crate::store::{
+    AccessChange, AdminGuard, AppRecord, AuditEvent, Changed, StoreError, TokenRecord,
+};
 
 /// A token just issued: the secret, shown this once, and its record.
 #[derive(Debug)]
@@ -291,8 +293,15 @@ impl Access {
             target: change.target().to_owned(),
             detail: detail.to_string(),
         };
-        match self.store.change_access(change.clone(), event).await {
-            Ok(()) => {}
+        let guard = if self.guard_last_admin {
+            AdminGuard::KeepOne
+        } else {
+            AdminGuard::Off
+        };
+        match self.store.change_access(change.clone(), event, guard).await {
+            Ok(Changed::Applied) => {}
+            // Another server's change meanwhile made this one the last.
+            Ok(Changed::WouldLeaveNoAdmin) => return Err(AccessError::LastAdmin),
             // Another writer changed the same thing first: said as what
             // the caller would have been told had it seen that change.
             Err(StoreError::Conflict(cause)) => {

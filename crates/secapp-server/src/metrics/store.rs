@@ -79,9 +79,13 @@ impl Registry for TimedStore {
         &self,
         change: AccessChange,
         audit: AuditEvent,
-    ) -> Result<(), StoreError> {
-        self.timed("change_access", self.inner.change_access(change, audit))
-            .await
+        guard: crate::store::AdminGuard,
+    ) -> Result<crate::store::Changed, StoreError> {
+        self.timed(
+            "change_access",
+            self.inner.change_access(change, audit, guard),
+        )
+        .await
     }
 
     async fn save_token_usage(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError> {

@@ -83,12 +83,17 @@ pub trait Deliveries: Send + Sync {
 pub trait Registry: Send + Sync {
     /// Applies a change to applications or tokens and records its audit
     /// event, both in one transaction. A change whose target another writer
-    /// removed or took first is a [`StoreError::Conflict`].
+    /// removed or took first is a [`StoreError::Conflict`]. With
+    /// [`AdminGuard::KeepOne`], a change that would leave no enabled admin
+    /// application with a live token (when there was one) is not made:
+    /// [`Changed::WouldLeaveNoAdmin`]. Registry changes are serialised, so
+    /// two servers cannot each remove one of the last two.
     async fn change_access(
         &self,
         change: AccessChange,
         audit: AuditEvent,
-    ) -> Result<(), StoreError>;
+        guard: AdminGuard,
+    ) -> Result<Changed, StoreError>;
 
     /// Writes back when tokens were last used; a time never moves back.
     async fn save_token_usage(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError>;

@@ -238,6 +238,26 @@ pub enum AccessChange {
     },
 }
 
+/// Whether an admin change may leave no enabled admin application with a
+/// live token, when one had one before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminGuard {
+    /// Refuse it: the server's own admin API.
+    KeepOne,
+    /// Allow it: the offline command line, recovering a locked-out install.
+    Off,
+}
+
+/// What an admin change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// It is recorded, with its audit event.
+    Applied,
+    /// Nothing is recorded: it would have left no live admin (checked in
+    /// the transaction, against what every server committed).
+    WouldLeaveNoAdmin,
+}
+
 impl AccessChange {
     /// The audit action this change is recorded as.
     #[must_use]

@@ -302,11 +302,11 @@ pub fn access_round_trips(fresh: &Fresh) {
                 backend,
                 async |store| {
                     store
-                        .change_access(AccessChange::CreateApp(app2), created2)
+                        .change_access(AccessChange::CreateApp(app2), created2, crate::store::AdminGuard::Off)
                         .await
                         .unwrap();
                     store
-                        .change_access(AccessChange::IssueToken(token2), issued2)
+                        .change_access(AccessChange::IssueToken(token2), issued2, crate::store::AdminGuard::Off)
                         .await
                         .unwrap();
                 },

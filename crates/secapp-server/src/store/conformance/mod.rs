@@ -147,6 +147,7 @@ macro_rules! conformance_tests {
             a_stale_writer_never_moves_a_record_back,
             two_servers_claim_a_delivery_once,
             a_second_writer_conflicts_instead_of_overwriting,
+            two_writers_cannot_remove_the_last_two_admins,
             sightings_only_move_forward,
             two_watchers_record_a_change_of_state_once,
             a_level_change_writes_its_event_with_the_publish,

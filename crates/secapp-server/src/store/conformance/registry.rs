@@ -39,6 +39,7 @@ pub async fn keeps_applications_tokens_and_their_audit(backend: &dyn Backend) {
         .change_access(
             AccessChange::CreateApp(app.clone()),
             audit_event("app.create", "billing"),
+            crate::store::AdminGuard::Off,
         )
         .await
         .unwrap();
@@ -46,6 +47,7 @@ pub async fn keeps_applications_tokens_and_their_audit(backend: &dyn Backend) {
         .change_access(
             AccessChange::IssueToken(token.clone()),
             audit_event("token.issue", "tok_0002"),
+            crate::store::AdminGuard::Off,
         )
         .await
         .unwrap();
@@ -58,6 +60,7 @@ pub async fn keeps_applications_tokens_and_their_audit(backend: &dyn Backend) {
         .change_access(
             AccessChange::UpdateApp(disabled.clone()),
             audit_event("app.update", "billing"),
+            crate::store::AdminGuard::Off,
         )
         .await
         .unwrap();
@@ -68,6 +71,7 @@ pub async fn keeps_applications_tokens_and_their_audit(backend: &dyn Backend) {
                 at: created,
             },
             audit_event("token.revoke", "tok_none"),
+            crate::store::AdminGuard::Off,
         )
         .await;
     assert!(missing.is_err(), "revoking an unknown token must fail");
@@ -157,14 +161,19 @@ pub async fn a_second_writer_conflicts_instead_of_overwriting(backend: &dyn Back
         )
     };
     let (change, event) = create("billing");
-    a.change_access(change, event).await.unwrap();
+    a.change_access(change, event, crate::store::AdminGuard::Off)
+        .await
+        .unwrap();
     let (change, event) = create("billing");
-    let taken = b.change_access(change, event).await;
+    let taken = b
+        .change_access(change, event, crate::store::AdminGuard::Off)
+        .await;
     assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
     let missing = b
         .change_access(
             AccessChange::UpdateApp(app("ghost")),
             audit_event("app.update", "ghost"),
+            crate::store::AdminGuard::Off,
         )
         .await;
     assert!(
@@ -180,6 +189,93 @@ pub async fn a_second_writer_conflicts_instead_of_overwriting(backend: &dyn Back
         .unwrap();
     assert_eq!(audit.len(), 1, "only the change that happened is audited");
     assert_eq!(b.snapshot().await.unwrap().apps, vec![app("billing")]);
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// Two servers each revoking one of the last two admin tokens: one is
+/// refused, whatever each saw in its memory; the offline guard-off change
+/// is allowed.
+pub async fn two_writers_cannot_remove_the_last_two_admins(backend: &dyn Backend) {
+    use crate::store::{AdminGuard, Changed};
+    use secapp_domain::{Role, Roles};
+    let (a, b) = (backend.open().await, backend.open().await);
+    let now = now_micros();
+    let admin = AppRecord {
+        name: AppName::parse("root").unwrap(),
+        roles: Roles::of(&[Role::Admin]),
+        description: None,
+        owner: None,
+        created_at: now,
+        updated_at: now,
+        disabled_at: None,
+        stale_after: None,
+    };
+    a.change_access(
+        AccessChange::CreateApp(admin.clone()),
+        audit_event("app.create", "root"),
+        AdminGuard::KeepOne,
+    )
+    .await
+    .unwrap();
+    for n in 1..=2u8 {
+        let token = TokenRecord {
+            id: format!("tok_root_{n}"),
+            app: admin.name.clone(),
+            hash: [n; 32],
+            label: None,
+            created_at: now,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        a.change_access(
+            AccessChange::IssueToken(token),
+            audit_event("token.issue", "root"),
+            AdminGuard::KeepOne,
+        )
+        .await
+        .unwrap();
+    }
+    let revoke = |n: u8| {
+        (
+            AccessChange::RevokeToken {
+                id: format!("tok_root_{n}"),
+                at: now,
+            },
+            audit_event("token.revoke", "root"),
+        )
+    };
+    let ((one, one_event), (two, two_event)) = (revoke(1), revoke(2));
+    let (first, second) = tokio::join!(
+        a.change_access(one, one_event, AdminGuard::KeepOne),
+        b.change_access(two, two_event, AdminGuard::KeepOne)
+    );
+    let outcomes = [first.unwrap(), second.unwrap()];
+    assert!(
+        outcomes.contains(&Changed::Applied) && outcomes.contains(&Changed::WouldLeaveNoAdmin),
+        "{outcomes:?}"
+    );
+    let tokens = a.snapshot().await.unwrap().tokens;
+    assert_eq!(
+        tokens.iter().filter(|t| t.revoked_at.is_none()).count(),
+        1,
+        "one admin token is left"
+    );
+    // Offline recovery may leave none.
+    let last = tokens.iter().find(|t| t.revoked_at.is_none()).unwrap();
+    let offline = b
+        .change_access(
+            AccessChange::RevokeToken {
+                id: last.id.clone(),
+                at: now,
+            },
+            audit_event("token.revoke", "root"),
+            AdminGuard::Off,
+        )
+        .await
+        .unwrap();
+    assert_eq!(offline, Changed::Applied);
     a.close().await.unwrap();
     b.close().await.unwrap();
 }

@@ -163,9 +163,10 @@ impl Registry for PostgresStore {
         &self,
         change: AccessChange,
         audit: AuditEvent,
-    ) -> Result<(), StoreError> {
+        guard: super::AdminGuard,
+    ) -> Result<super::Changed, StoreError> {
         in_transaction!(self, "changing applications or tokens", |tx| {
-            registry::change(tx, &change, &audit).await
+            registry::change(tx, &change, &audit, guard).await
         })
     }
 

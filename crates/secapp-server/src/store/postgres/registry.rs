@@ -5,8 +5,8 @@ use deadpool_postgres::{GenericClient, Transaction};
 
 use super::rows::{self, duration_to_ms, failed};
 use crate::store::{
-    AccessChange, AppRecord, AuditEvent, AuditQuery, AuditRecord, StoreError, TokenRecord,
-    UnreadableRow, UnreadableToken,
+    AccessChange, AdminGuard, AppRecord, AuditEvent, AuditQuery, AuditRecord, Changed, StoreError,
+    TokenRecord, UnreadableRow, UnreadableToken,
 };
 
 /// Every application that can be read, and those that cannot.
@@ -62,8 +62,15 @@ pub(super) async fn change(
     tx: Transaction<'_>,
     change: &AccessChange,
     event: &AuditEvent,
-) -> Result<(), StoreError> {
+    guard: AdminGuard,
+) -> Result<Changed, StoreError> {
     let writing = failed("changing applications or tokens");
+    // One registry change at a time across servers, so the admin check
+    // sees every commit before it.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&REGISTRY_LOCK])
+        .await
+        .map_err(&writing)?;
+    let had_admin = guard == AdminGuard::KeepOne && live_admin(&tx, event.at).await?;
     let changed = match change {
         AccessChange::CreateApp(app) => tx
             .execute(
@@ -134,6 +141,10 @@ pub(super) async fn change(
             change.target()
         )));
     }
+    if had_admin && !live_admin(&tx, event.at).await? {
+        tx.rollback().await.map_err(&writing)?;
+        return Ok(Changed::WouldLeaveNoAdmin);
+    }
     record(&tx, event).await?;
     // Heard by every other server once this commits.
     tx.execute(
@@ -142,7 +153,26 @@ pub(super) async fn change(
     )
     .await
     .map_err(&writing)?;
-    tx.commit().await.map_err(&writing)
+    tx.commit().await.map_err(&writing)?;
+    Ok(Changed::Applied)
+}
+
+/// The advisory lock every registry change holds until it commits ("secapp:r").
+const REGISTRY_LOCK: i64 = 0x7365_6361_7070_3a72;
+
+/// Whether an enabled application with the admin role holds a token that
+/// is neither revoked nor expired at `now`.
+async fn live_admin(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM apps a JOIN tokens t ON t.app_name = a.name
+                WHERE a.disabled_at IS NULL AND (',' || a.roles || ',') LIKE '%,admin,%'
+                  AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $1))",
+            &[&now],
+        )
+        .await
+        .map_err(failed("checking that an admin remains"))?
+        .get(0))
 }
 
 async fn record(tx: &Transaction<'_>, event: &AuditEvent) -> Result<(), StoreError> {

@@ -145,8 +145,9 @@ impl Registry for SqliteStore {
         &self,
         change: AccessChange,
         audit: AuditEvent,
-    ) -> Result<(), StoreError> {
-        self.ask(|reply| Command::ChangeAccess(change, audit, reply))
+        guard: super::AdminGuard,
+    ) -> Result<super::Changed, StoreError> {
+        self.ask(|reply| Command::ChangeAccess(change, audit, guard, reply))
             .await
     }
 

@@ -7,7 +7,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use super::audit;
 use super::rows::{self, failed, rfc3339};
 use crate::store::{
-    AccessChange, AppRecord, AuditEvent, StoreError, TokenRecord, UnreadableRow, UnreadableToken,
+    AccessChange, AdminGuard, AppRecord, AuditEvent, Changed, StoreError, TokenRecord,
+    UnreadableRow, UnreadableToken,
 };
 
 /// Every registered application that can be read, and those that cannot.
@@ -55,14 +56,35 @@ pub(super) fn change(
     conn: &mut Connection,
     change: &AccessChange,
     event: &AuditEvent,
-) -> Result<(), StoreError> {
+    guard: AdminGuard,
+) -> Result<Changed, StoreError> {
     let writing = failed("changing applications or tokens");
+    // Immediate: the write lock first, so the admin check sees every commit.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(&writing)?;
+    let had_admin = guard == AdminGuard::KeepOne && live_admin(&tx, event.at)?;
     apply(&tx, change).map_err(&writing)?;
+    if had_admin && !live_admin(&tx, event.at)? {
+        // Dropping the transaction rolls the change back.
+        return Ok(Changed::WouldLeaveNoAdmin);
+    }
     audit::record(&tx, event)?;
-    tx.commit().map_err(&writing)
+    tx.commit().map_err(&writing)?;
+    Ok(Changed::Applied)
+}
+
+/// Whether an enabled application with the admin role holds a token that
+/// is neither revoked nor expired at `now`.
+fn live_admin(conn: &Connection, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM apps a JOIN tokens t ON t.app_name = a.name
+            WHERE a.disabled_at IS NULL AND (',' || a.roles || ',') LIKE '%,admin,%'
+              AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?1))",
+        params![rfc3339(now)],
+        |row| row.get(0),
+    )
+    .map_err(failed("checking that an admin remains"))
 }
 
 fn apply(conn: &Connection, change: &AccessChange) -> Result<(), rusqlite::Error> {

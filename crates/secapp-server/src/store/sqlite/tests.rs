@@ -116,7 +116,11 @@ async fn unreadable_rows_are_reported_left_out_and_never_stop_an_open() {
             detail: "{}".into(),
         };
         store
-            .change_access(AccessChange::CreateApp(app), audit)
+            .change_access(
+                AccessChange::CreateApp(app),
+                audit,
+                crate::store::AdminGuard::Off,
+            )
             .await
             .unwrap();
     }

@@ -12,9 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::rows::failed;
 use super::{audit, changes, consumers, idempotency, outbox, registry, watch};
 use crate::store::{
-    AccessChange, AuditEvent, AuditQuery, AuditRecord, ConsumerRecord, Delivery, DeliveryOutcome,
-    HistoryEntry, HistoryQuery, NewChange, Published, Snapshot, StoreError, WatchChange,
-    WatchRecord, WatchTransition,
+    AccessChange, AdminGuard, AuditEvent, AuditQuery, AuditRecord, Changed, ConsumerRecord,
+    Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery, NewChange, Published, Snapshot,
+    StoreError, WatchChange, WatchRecord, WatchTransition,
 };
 use secapp_domain::{AppName, Head};
 
@@ -33,7 +33,7 @@ pub(super) enum Command {
     Publish(NewChange, Reply<Published>),
     SaveConsumers(Vec<ConsumerRecord>, Reply<()>),
     History(HistoryQuery, Reply<Vec<HistoryEntry>>),
-    ChangeAccess(AccessChange, AuditEvent, Reply<()>),
+    ChangeAccess(AccessChange, AuditEvent, AdminGuard, Reply<Changed>),
     Audit(AuditQuery, Reply<Vec<AuditRecord>>),
     SaveTokenUsage(Vec<(String, DateTime<Utc>)>, Reply<()>),
     Watch(Vec<(AppName, DateTime<Utc>)>, Reply<Vec<WatchRecord>>),
@@ -112,8 +112,8 @@ impl Worker {
                     let _ = reply.send(changes::history(&self.conn, &query));
                 }
                 // Admin writes are rare: each has its own transaction.
-                Command::ChangeAccess(change, event, reply) => {
-                    let _ = reply.send(registry::change(&mut self.conn, &change, &event));
+                Command::ChangeAccess(change, event, guard, reply) => {
+                    let _ = reply.send(registry::change(&mut self.conn, &change, &event, guard));
                 }
                 Command::Audit(query, reply) => {
                     let _ = reply.send(audit::page(&self.conn, query));
