@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use crate::load::{PUBLISH_LUA, header, median_of, wrk};
 use crate::servers::{Server, TOKEN};
-use crate::stats::summary;
+use crate::stats::{percentile, summary};
+use crate::watchers::{self, CONNECT_BATCH, Kind};
 use crate::{BenchResult, RunArgs};
 
 /// HAProxy in the foreground, stopped on drop.
@@ -180,5 +181,73 @@ async fn measure(args: &RunArgs, database_url: &str) -> BenchResult<()> {
     }
     println!();
     drop(balancer);
+
+    println!(
+        "### Fan-out to event streams spread over the servers (publish acknowledged → each watcher's receipt)\n"
+    );
+    println!(
+        "| watchers | one server, SQLite: p50 ms | p99 ms | three servers, PostgreSQL: p50 ms | p99 ms |"
+    );
+    println!("|---|---|---|---|---|");
+    for &count in &args.watchers {
+        let alone = spread_fan_out(args, &[&single], count).await?;
+        let spread = spread_fan_out(args, &replicas.iter().collect::<Vec<_>>(), count).await?;
+        println!(
+            "| {count} | {} | {} | {} | {} |",
+            alone.0, alone.1, spread.0, spread.1
+        );
+    }
+    println!();
     Ok(())
+}
+
+/// `count` stream watchers spread evenly over `servers`; each run publishes
+/// on the first and times every watcher's receipt. Answers p50 and p99.
+async fn spread_fan_out(
+    args: &RunArgs,
+    servers: &[&Server],
+    count: usize,
+) -> BenchResult<(String, String)> {
+    let client = reqwest::Client::new();
+    let publisher = servers[0];
+    let (mut head, _) = publisher.publish(&client, 1).await?;
+    // Every server has heard of it before the watchers connect.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (receipts, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::with_capacity(count);
+    for batch in (0..count).collect::<Vec<_>>().chunks(CONNECT_BATCH) {
+        let connecting: Vec<_> = batch
+            .iter()
+            .map(|&n| tokio::spawn(watchers::connect(servers[n % servers.len()].addr, n)))
+            .collect();
+        for (stream, &n) in connecting.into_iter().zip(batch) {
+            let stream = stream.await.map_err(|e| format!("connect task: {e}"))??;
+            tasks.push(tokio::spawn(watchers::watch(
+                stream,
+                Kind::Stream,
+                n,
+                head,
+                receipts.clone(),
+            )));
+        }
+    }
+    drop(receipts);
+    watchers::collect(&mut inbox, head, count, Duration::from_secs(60)).await?;
+    let (mut p50, mut p99) = (Vec::new(), Vec::new());
+    for level in 0..args.runs {
+        let (id, acked) = publisher.publish(&client, 2 + (level % 4) as i64).await?;
+        head = id;
+        let seen = watchers::collect(&mut inbox, head, count, Duration::from_secs(60)).await?;
+        let mut latencies: Vec<f64> = seen
+            .iter()
+            .map(|at| at.saturating_duration_since(acked).as_secs_f64() * 1000.0)
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        p50.push(percentile(&latencies, 50.0));
+        p99.push(percentile(&latencies, 99.0));
+    }
+    for task in tasks {
+        task.abort();
+    }
+    Ok((summary(&p50, 1), summary(&p99, 1)))
 }

@@ -22,7 +22,7 @@ use crate::{BenchResult, RunArgs};
 /// Connections per loopback source address (ephemeral ports are ~28,000).
 const PER_SOURCE: usize = 20_000;
 /// Connections opened at once, under the server's accept backlog.
-const CONNECT_BATCH: usize = 500;
+pub(crate) const CONNECT_BATCH: usize = 500;
 
 /// Which kind of watcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl Kind {
 }
 
 /// A watcher saw head `id` at `at`.
-struct Receipt {
+pub(crate) struct Receipt {
     id: i64,
     at: Instant,
 }
@@ -133,7 +133,7 @@ async fn measure(args: &RunArgs, kind: Kind, count: usize) -> BenchResult<String
 }
 
 /// Waits for `count` receipts of head `id`, ignoring older ones.
-async fn collect(
+pub(crate) async fn collect(
     inbox: &mut mpsc::UnboundedReceiver<Receipt>,
     id: i64,
     count: usize,
@@ -196,7 +196,7 @@ pub async fn connect(server: SocketAddr, n: usize) -> BenchResult<TcpStream> {
 }
 
 /// One watcher: reads heads and reports each receipt until the socket closes.
-async fn watch(
+pub(crate) async fn watch(
     mut stream: TcpStream,
     kind: Kind,
     n: usize,
