@@ -272,6 +272,53 @@ impl Hub {
         records
     }
 
+    /// Every consumer application's record, sorted by name; when other
+    /// servers share the store, merged with what they wrote back (each part
+    /// the newest of the two), so the report is the fleet's whichever
+    /// server answers. Another server's sends reach it within that server's
+    /// `--cursor-flush-interval`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when a shared store cannot be read.
+    pub async fn consumers_everywhere(&self) -> Result<Vec<ConsumerRecord>, StoreError> {
+        let mine = self.consumers();
+        if !self.shared {
+            return Ok(mine);
+        }
+        let mut merged: std::collections::BTreeMap<AppName, Consumer> = self
+            .store
+            .snapshot()
+            .await?
+            .consumers
+            .into_iter()
+            .map(|record| (record.app, record.consumer))
+            .collect();
+        for record in mine {
+            match merged.get_mut(record.app.as_str()) {
+                Some(stored) => {
+                    let own = record.consumer;
+                    if own.cursor.told() > stored.cursor.told() {
+                        stored.cursor = own.cursor;
+                        stored.told_at = own.told_at;
+                    }
+                    if let Some(sent) = own.knowledge.sent {
+                        stored.knowledge.sent(sent);
+                    }
+                    if let Some(acknowledged) = own.knowledge.acknowledged {
+                        stored.knowledge.acknowledged(acknowledged);
+                    }
+                }
+                None => {
+                    merged.insert(record.app, record.consumer);
+                }
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(app, consumer)| ConsumerRecord { app, consumer })
+            .collect())
+    }
+
     /// Records a change durably, then makes it the live head if it won.
     ///
     /// # Errors

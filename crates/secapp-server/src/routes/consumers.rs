@@ -46,6 +46,7 @@ pub struct ConsumersParams {
         (status = 400, description = "`missing_app_name`, `invalid_app_name` or `invalid_query`.", body = secapp_api::ErrorBody),
         (status = 401, description = "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.", body = secapp_api::ErrorBody),
         (status = 403, description = "`missing_role` (needs `viewer` or `admin`; the shared token never has them), `app_disabled` or `app_name_mismatch`.", body = secapp_api::ErrorBody),
+        (status = 503, description = "`store_unavailable`: with several servers on PostgreSQL, the database holding the other servers' records cannot be read.", body = secapp_api::ErrorBody),
     ),
     security(("token" = []), ("bearer" = [])),
 )]
@@ -67,7 +68,8 @@ pub async fn consumers(
     known.extend(
         state
             .hub
-            .consumers()
+            .consumers_everywhere()
+            .await?
             .into_iter()
             .map(|record| (record.app, record.consumer.knowledge)),
     );

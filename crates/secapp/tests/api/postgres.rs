@@ -358,3 +358,50 @@ async fn while_the_database_is_away_publishes_are_refused_reads_answer_and_all_r
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn the_consumer_report_is_the_fleets_whichever_server_answers() {
+    use std::time::Duration;
+
+    let database = TempPostgres::new();
+    let url = database.url().await;
+    let a = on(url).await;
+    let b = on(url).await;
+    let id = a.api().publish("security", 4, "2026-03-01T12:00:00Z").await;
+    // billing polls only server A; payroll only server B.
+    let (api_a, api_b) = (a.api(), b.api());
+    let token = api_a.token("billing").await;
+    api_b.remember("billing", &token).await;
+    let token = api_b.token("payroll").await;
+    api_a.remember("payroll", &token).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(api_a.poll("billing").await.1["status_change_id"], id);
+    assert_eq!(api_b.poll("payroll").await.1["status_change_id"], id);
+    // Past one write-back of each server's records.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for server in [&a, &b] {
+        let report: Value = server
+            .as_admin(reqwest::Method::GET, "/secapp/consumers")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for app in ["billing", "payroll"] {
+            let consumer = report["consumers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["app"] == app)
+                .unwrap_or_else(|| panic!("{app} in {report:#}"));
+            assert_eq!(
+                consumer["sent"]["status_change_id"], id,
+                "{app}: {consumer}"
+            );
+            assert_eq!(consumer["behind"], false, "{app}: {consumer}");
+        }
+    }
+    a.stop().await;
+    b.stop().await;
+}
