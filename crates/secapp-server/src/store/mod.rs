@@ -11,7 +11,10 @@
 //!   and the history of its changes;
 //! - [`Outbox`]: events waiting for webhooks, claimed and finished by the sender;
 //!
-//! and [`Store`] is all six plus start-up, health and shutdown.
+//! and [`Store`] is all six plus start-up, health and shutdown, and what a
+//! server sharing the database with others needs: the head and registry
+//! revision as stored now, notices of their changes, and who leads the
+//! once-only duties.
 //!
 //! No method may assume its process is the only writer: a store decides the
 //! head inside the publishing transaction from what the database holds,
