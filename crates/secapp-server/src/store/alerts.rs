@@ -142,6 +142,24 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
+    /// The event a publish writes in its own transaction, if any: when
+    /// `change`, recorded as `id` with `outcome`, becomes the head with a
+    /// level other than the head `ledger` holds before it, and a webhook
+    /// wants `level_changed`. Every store decides it here.
+    #[must_use]
+    pub fn for_publish(
+        change: &super::NewChange,
+        id: secapp_domain::ChangeId,
+        outcome: secapp_domain::Outcome,
+        ledger: &secapp_domain::Ledger,
+    ) -> Option<Self> {
+        let previous = ledger.head().map(|head| head.change.level);
+        let changes_level = outcome == secapp_domain::Outcome::Head
+            && previous != Some(change.level)
+            && !change.level_webhooks.is_empty();
+        changes_level.then(|| Self::level_changed(change, id, ledger.version().next(), previous))
+    }
+
     /// `level_changed`: `change`, recorded as `id`, became head `version`
     /// with a level other than `previous` (none: the first head).
     #[must_use]

@@ -112,6 +112,32 @@ pub struct Recorded {
     pub head: Head,
 }
 
+impl Recorded {
+    /// What a store answers once `change`, recorded as `id` with `outcome`
+    /// and committed, is applied to `ledger` (the head as the transaction
+    /// read it).
+    ///
+    /// # Errors
+    /// [`super::StoreError::Corrupt`] when no head follows, which would be a bug.
+    pub fn after_commit(
+        ledger: &mut secapp_domain::Ledger,
+        change: &NewChange,
+        id: ChangeId,
+        outcome: Outcome,
+    ) -> Result<Self, super::StoreError> {
+        let applied = ledger.apply(secapp_domain::Change {
+            id,
+            level: change.level,
+            changed_at: change.changed_at,
+        });
+        debug_assert_eq!(applied, outcome);
+        let head = ledger.head().cloned().ok_or_else(|| {
+            super::StoreError::corrupt("a change was recorded but no head followed")
+        })?;
+        Ok(Self { id, outcome, head })
+    }
+}
+
 /// One consumer application's record, as loaded or to write back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {

@@ -18,6 +18,14 @@ async fn on(database: &str) -> TestApp {
     .await
 }
 
+/// Two servers on a database of their own (kept while the handle lives).
+async fn two_servers() -> (TempPostgres, TestApp, TestApp) {
+    let database = TempPostgres::new();
+    let a = on(database.url().await).await;
+    let b = on(database.url().await).await;
+    (database, a, b)
+}
+
 #[tokio::test]
 async fn changes_apps_and_cursors_live_in_the_database_not_the_data_dir() {
     let database = TempPostgres::new();
@@ -61,10 +69,7 @@ async fn changes_apps_and_cursors_live_in_the_database_not_the_data_dir() {
 async fn two_servers_racing_ten_thousand_publishes_agree_on_one_order() {
     use futures_util::StreamExt as _;
 
-    let database = TempPostgres::new();
-    let url = database.url().await;
-    let a = on(url).await;
-    let b = on(url).await;
+    let (_database, a, b) = two_servers().await;
     let (api_a, api_b) = (a.api(), b.api());
     // Warm both servers' tokens before racing.
     api_a.token("left").await;
@@ -171,10 +176,7 @@ async fn a_change_made_on_one_server_reaches_the_other_within_a_second_or_two() 
     use crate::helpers::SseReader;
     use secapp_api::admin::NewToken;
 
-    let database = TempPostgres::new();
-    let url = database.url().await;
-    let a = on(url).await;
-    let b = on(url).await;
+    let (_database, a, b) = two_servers().await;
     let (api_a, api_b) = (a.api(), b.api());
     // A watcher on B: a stream and a held long poll.
     let mut stream = SseReader::new(SseReader::open(&api_b, "watcher", &[]).await);
@@ -248,10 +250,7 @@ async fn applications_polling_both_servers_are_told_each_change_once() {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
-    let database = TempPostgres::new();
-    let url = database.url().await;
-    let a = on(url).await;
-    let b = on(url).await;
+    let (_database, a, b) = two_servers().await;
     let (api_a, api_b) = (a.api(), b.api());
     let apps: Vec<String> = (0..200).map(|n| format!("consumer-{n}")).collect();
     for app in &apps {
@@ -363,10 +362,7 @@ async fn while_the_database_is_away_publishes_are_refused_reads_answer_and_all_r
 async fn the_consumer_report_is_the_fleets_whichever_server_answers() {
     use std::time::Duration;
 
-    let database = TempPostgres::new();
-    let url = database.url().await;
-    let a = on(url).await;
-    let b = on(url).await;
+    let (_database, a, b) = two_servers().await;
     let id = a.api().publish("security", 4, "2026-03-01T12:00:00Z").await;
     // billing polls only server A; payroll only server B.
     let (api_a, api_b) = (a.api(), b.api());

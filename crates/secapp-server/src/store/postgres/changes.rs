@@ -3,7 +3,7 @@
 //! database holds and ids increase in the order heads are decided.
 
 use deadpool_postgres::{GenericClient, Transaction};
-use secapp_domain::{AppName, Change, ChangeId, Head, Ledger, Outcome, Version};
+use secapp_domain::{AppName, ChangeId, Head, Ledger, Outcome, Version};
 
 use super::rows::{self, failed, version_to_sql};
 use super::{listener, watch};
@@ -145,30 +145,11 @@ pub(super) async fn publish(
         .await
         .map_err(&recording)?;
     }
-    let previous_level = ledger.head().map(|head| head.change.level);
-    if outcome == Outcome::Head
-        && previous_level != Some(change.level)
-        && !change.level_webhooks.is_empty()
-    {
-        let event = NewEvent::level_changed(change, ChangeId(id), version, previous_level);
+    if let Some(event) = NewEvent::for_publish(change, ChangeId(id), outcome, &ledger) {
         watch::insert_event(&tx, &event).await?;
     }
     tx.commit().await.map_err(&recording)?;
-    let applied = ledger.apply(Change {
-        id: ChangeId(id),
-        level: change.level,
-        changed_at: change.changed_at,
-    });
-    debug_assert_eq!(applied, outcome);
-    let head = ledger
-        .head()
-        .cloned()
-        .ok_or_else(|| StoreError::corrupt("a change was recorded but no head followed"))?;
-    Ok(Published::New(Recorded {
-        id: ChangeId(id),
-        outcome,
-        head,
-    }))
+    Recorded::after_commit(&mut ledger, change, ChangeId(id), outcome).map(Published::New)
 }
 
 /// One page of the history, newest first; unreadable rows left out.

@@ -2,7 +2,7 @@
 //! transaction from what the database holds, and reading the history.
 
 use rusqlite::{Connection, Transaction, params};
-use secapp_domain::{AppName, Change, ChangeId, Head, Ledger, Outcome, Version};
+use secapp_domain::{AppName, ChangeId, Head, Ledger, Outcome, Version};
 
 use super::idempotency::{self, Claim};
 use super::outbox;
@@ -111,30 +111,11 @@ pub(super) fn publish(
             }
         }
     }
-    let previous_level = ledger.head().map(|head| head.change.level);
-    if outcome == Outcome::Head
-        && previous_level != Some(change.level)
-        && !change.level_webhooks.is_empty()
-    {
-        let event = NewEvent::level_changed(change, ChangeId(id), version, previous_level);
+    if let Some(event) = NewEvent::for_publish(change, ChangeId(id), outcome, ledger) {
         outbox::insert(&savepoint, &event)?;
     }
     savepoint.commit().map_err(&recording)?;
-    let applied = ledger.apply(Change {
-        id: ChangeId(id),
-        level: change.level,
-        changed_at: change.changed_at,
-    });
-    debug_assert_eq!(applied, outcome);
-    let head = ledger
-        .head()
-        .cloned()
-        .ok_or_else(|| StoreError::corrupt("a change was recorded but no head followed"))?;
-    Ok(Published::New(Recorded {
-        id: ChangeId(id),
-        outcome,
-        head,
-    }))
+    Recorded::after_commit(ledger, change, ChangeId(id), outcome).map(Published::New)
 }
 
 /// One page of the history, newest first; unreadable rows left out.
