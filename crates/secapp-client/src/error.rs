@@ -67,16 +67,25 @@ impl Error {
 pub(crate) async fn read<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
 ) -> Result<T, Error> {
+    check(response)
+        .await?
+        .json()
+        .await
+        .map_err(Error::from_reqwest)
+}
+
+/// The answer if it is a success, or the error the server answered.
+pub(crate) async fn check(response: reqwest::Response) -> Result<reqwest::Response, Error> {
     let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok())
         .map_or(Duration::from_secs(1), Duration::from_secs);
-    if status.is_success() {
-        return response.json().await.map_err(Error::from_reqwest);
-    }
     let body: Value = response.json().await.unwrap_or(Value::Null);
     let text = |key: &str| body[key].as_str().unwrap_or_default().to_owned();
     let (code, detail) = (text("error"), text("detail"));

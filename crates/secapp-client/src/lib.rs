@@ -18,19 +18,29 @@
 //! `Idempotency-Key` (generated unless one is given), so retrying it after a
 //! lost answer records it once.
 //!
+//! [`Client::watch`] hands out every new state as a `Stream`, over
+//! server-sent events or long polls, resuming where it left off after a
+//! restart, a cut connection or a move to another replica, and never handing
+//! out a state twice or an older one after a newer one.
+//!
 //! - `error.rs`: [`Error`], from the server's JSON error bodies.
+//! - `watch.rs`: [`Watch`] and its [`WatchOptions`].
+//! - `sse.rs`: reading `text/event-stream`.
 
 mod error;
+mod sse;
+mod watch;
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use secapp_api::{
-    APP_NAME_HEADER, CurrentState, IDEMPOTENCY_KEY_HEADER, PollAnswer, PublishAnswer,
-    PublishRequest, TOKEN_HEADER,
+    APP_NAME_HEADER, CurrentState, IDEMPOTENCY_KEY_HEADER, POLL_AFTER_HEADER, PollAnswer,
+    PublishAnswer, PublishRequest, TOKEN_HEADER,
 };
 
 pub use error::Error;
+pub use watch::{RetryHook, Transport, Watch, WatchOptions};
 
 /// The state in force, as the server tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,9 +164,11 @@ impl Builder {
             .connect_timeout(self.timeout)
             .build()
             .map_err(|e| Error::Transport(e.to_string()))?;
+        let base = self.base.trim_end_matches('/');
         Ok(Client {
             http,
-            update: format!("{}/secapp/update", self.base.trim_end_matches('/')),
+            update: format!("{base}/secapp/update"),
+            stream: format!("{base}/secapp/stream"),
             timeout: self.timeout,
         })
     }
@@ -167,6 +179,7 @@ impl Builder {
 pub struct Client {
     http: reqwest::Client,
     update: String,
+    stream: String,
     timeout: Duration,
 }
 
@@ -215,7 +228,7 @@ impl Client {
     /// # Errors
     /// [`Error`] as the server refused it, or the transport failed.
     pub async fn poll(&self) -> Result<Option<State>, Error> {
-        self.get(&self.update, self.timeout).await
+        Ok(self.get(&self.update, self.timeout).await?.0)
     }
 
     /// A cursor this client holds: the current state if its id is not
@@ -224,8 +237,8 @@ impl Client {
     /// # Errors
     /// [`Error`] as the server refused it, or the transport failed.
     pub async fn poll_after(&self, after: i64) -> Result<Option<State>, Error> {
-        self.get(&format!("{}?after={after}", self.update), self.timeout)
-            .await
+        let url = format!("{}?after={after}", self.update);
+        Ok(self.get(&url, self.timeout).await?.0)
     }
 
     /// As [`poll_after`](Self::poll_after), held by the server up to `wait`
@@ -234,11 +247,63 @@ impl Client {
     /// # Errors
     /// [`Error`] as the server refused it, or the transport failed.
     pub async fn wait(&self, after: i64, wait: Duration) -> Result<Option<State>, Error> {
+        Ok(self.wait_paced(after, wait).await?.0)
+    }
+
+    /// Every new state from now on (the current one first), each once, in
+    /// order, with the default [`WatchOptions`]: see [`Watch`].
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    ///
+    /// # async fn demo(client: secapp_client::Client) -> Result<(), secapp_client::Error> {
+    /// let mut changes = client.watch();
+    /// while let Some(state) = changes.next().await {
+    ///     let state = state?;
+    ///     println!("level {} (change {})", state.level, state.id);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn watch(&self) -> Watch {
+        self.watch_with(WatchOptions::default())
+    }
+
+    /// As [`watch`](Self::watch), started and paced as `options` say.
+    ///
+    /// ```no_run
+    /// # fn demo(client: secapp_client::Client) {
+    /// use secapp_client::{Transport, WatchOptions};
+    /// use std::time::Duration;
+    ///
+    /// let options = WatchOptions::default()
+    ///     .after(17) // the last id this service acted on
+    ///     .transport(Transport::LongPoll)
+    ///     .max_backoff(Duration::from_secs(5));
+    /// let changes = client.watch_with(options);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn watch_with(&self, options: WatchOptions) -> Watch {
+        Watch::new(self.clone(), options)
+    }
+
+    /// A long poll, with the server's `Secapp-Poll-After`.
+    pub(crate) async fn wait_paced(
+        &self,
+        after: i64,
+        wait: Duration,
+    ) -> Result<(Option<State>, Option<Duration>), Error> {
         let url = format!("{}?after={after}&wait={}", self.update, wait.as_secs_f64());
         self.get(&url, wait + self.timeout).await
     }
 
-    async fn get(&self, url: &str, timeout: Duration) -> Result<Option<State>, Error> {
+    async fn get(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<(Option<State>, Option<Duration>), Error> {
         let response = self
             .http
             .get(url)
@@ -246,10 +311,17 @@ impl Client {
             .send()
             .await
             .map_err(Error::from_reqwest)?;
-        Ok(match error::read::<PollAnswer>(response).await? {
+        let poll_after = response
+            .headers()
+            .get(POLL_AFTER_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let state = match error::read::<PollAnswer>(response).await? {
             PollAnswer::Changed(state) => Some(state.into()),
             PollAnswer::Unchanged(_) => None,
-        })
+        };
+        Ok((state, poll_after))
     }
 }
 

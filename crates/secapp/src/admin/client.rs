@@ -16,7 +16,7 @@ use secapp_server::store::{self, DatabaseUrl, Store};
 use super::{CliError, Target};
 
 /// The admin operations, over HTTP or on a data dir.
-pub(super) enum Admin {
+pub(crate) enum Admin {
     Online {
         client: reqwest::Client,
         base: String,
@@ -93,7 +93,7 @@ impl Admin {
         }
     }
 
-    pub(super) async fn apps(&self) -> Result<Vec<AppView>, CliError> {
+    pub(crate) async fn apps(&self) -> Result<Vec<AppView>, CliError> {
         match self {
             Self::Online { .. } => Ok(self
                 .call::<AppsAnswer>(reqwest::Method::GET, "/admin/apps", None)
@@ -117,7 +117,7 @@ impl Admin {
         }
     }
 
-    pub(super) async fn create_app(&self, new: NewApp) -> Result<AppView, CliError> {
+    pub(crate) async fn create_app(&self, new: NewApp) -> Result<AppView, CliError> {
         match self {
             Self::Online { .. } => {
                 self.call(reqwest::Method::POST, "/admin/apps", Some(to_json(&new)))
@@ -158,7 +158,7 @@ impl Admin {
         }
     }
 
-    pub(super) async fn issue_token(
+    pub(crate) async fn issue_token(
         &self,
         app: &str,
         new: NewToken,

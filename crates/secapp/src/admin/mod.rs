@@ -8,7 +8,7 @@
 //! - `client.rs`: the operations over HTTP or on a data dir.
 //! - `print.rs`: tables for people, JSON with `--json`.
 
-mod client;
+pub(crate) mod client;
 mod print;
 
 use client::Admin;
