@@ -4,74 +4,10 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{client_for, start};
 use secapp_client::{Client, Error, Publish};
-use secapp_server::Server;
-use secapp_server::config::Config;
-use serde_json::json;
-
-struct Running {
-    base: String,
-    admin: String,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start(adjust: impl FnOnce(&mut Config)) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path());
-    adjust(&mut config);
-    let server = Server::open(config).await.unwrap();
-    let admin = server.first_admin().unwrap().token.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(listener, async {
-        let _ = stopped.await;
-    }));
-    Running {
-        base,
-        admin,
-        _dir: dir,
-        stop: Some(stop),
-    }
-}
-
-/// Registers `app` with `roles` and returns a client speaking for it.
-async fn client_for(server: &Running, app: &str, roles: &[&str]) -> Client {
-    let http = reqwest::Client::new();
-    let created = http
-        .post(format!("{}/admin/apps", server.base))
-        .bearer_auth(&server.admin)
-        .json(&json!({"name": app, "roles": roles}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let issued: serde_json::Value = http
-        .post(format!("{}/admin/apps/{app}/tokens", server.base))
-        .bearer_auth(&server.admin)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = issued["token"].as_str().unwrap();
-    Client::builder(&server.base)
-        .app(app)
-        .token(token)
-        .build()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn publish_poll_poll_after_and_wait_follow_the_server() {
@@ -170,4 +106,57 @@ async fn every_refusal_is_its_own_kind_of_error() {
         .build()
         .unwrap();
     assert!(matches!(nowhere.poll().await, Err(Error::Transport(_))));
+}
+
+/// A listener answering every connection with `answer` (or, if `None`,
+/// holding it silent): what a balancer with no healthy server, or a hung
+/// one, looks like to a client.
+async fn canned(answer: Option<&'static str>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut request = [0_u8; 4096];
+                let _ = socket.read(&mut request).await;
+                match answer {
+                    Some(answer) => {
+                        let _ = socket.write_all(answer.as_bytes()).await;
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(60)).await,
+                }
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_serve_is_unavailable_and_one_that_hangs_times_out() {
+    let busy = canned(Some(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    ))
+    .await;
+    let client = Client::builder(&busy).app("a").token("t").build().unwrap();
+    assert_eq!(
+        client.poll().await,
+        Err(Error::Unavailable {
+            status: 503,
+            retry_after: Duration::from_secs(7)
+        })
+    );
+    let hung = canned(None).await;
+    let client = Client::builder(&hung)
+        .app("a")
+        .token("t")
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    assert_eq!(client.poll().await, Err(Error::Timeout));
+    assert_eq!(
+        client.publish(&Publish::level(2)).await,
+        Err(Error::Timeout)
+    );
 }

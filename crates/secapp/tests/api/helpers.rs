@@ -516,6 +516,15 @@ impl ServerProcess {
         Self::start_command(Command::new(binary()), data_dir, envs)
     }
 
+    /// As [`start`](Self::start), listening on `addr` (to come back on the
+    /// same address after a restart).
+    pub fn start_at(data_dir: &Path, addr: SocketAddr, envs: &[(&str, &str)]) -> Self {
+        let listen = addr.to_string();
+        let mut all = vec![("SECAPP_LISTEN", listen.as_str())];
+        all.extend_from_slice(envs);
+        Self::start_command(Command::new(binary()), data_dir, &all)
+    }
+
     /// As [`start`](Self::start), with the process's open-file limit (soft
     /// and hard) set to `limit`.
     pub fn start_with_open_files(data_dir: &Path, envs: &[(&str, &str)], limit: u32) -> Self {
@@ -529,8 +538,9 @@ impl ServerProcess {
 
     fn start_command(mut command: Command, data_dir: &Path, envs: &[(&str, &str)]) -> Self {
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--data-dir"])
             .arg(data_dir)
+            .env("SECAPP_LISTEN", "127.0.0.1:0")
             .env_remove("SECAPP_API_TOKEN")
             .env("SECAPP_LOG", "info")
             .env("SECAPP_PUBLISH_RATE", "0")

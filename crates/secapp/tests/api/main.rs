@@ -23,4 +23,5 @@ mod realtime;
 mod receiver;
 mod tcp_proxy;
 mod traces;
+mod watch;
 mod webhooks;

@@ -1,9 +1,11 @@
 //! A TCP proxy in the test process, to take a database away from a server
 //! and give it back: `cut` closes every open connection and refuses new
-//! ones until `restore`.
+//! ones until `restore`; `retarget` sends new connections elsewhere (a
+//! balancer moving a client to another replica).
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -11,6 +13,7 @@ use tokio::sync::watch;
 pub struct TcpProxy {
     pub port: u16,
     down: Arc<AtomicBool>,
+    target: Arc<Mutex<SocketAddr>>,
     /// Bumped at each cut: open connections end when it changes.
     cuts: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
@@ -24,14 +27,16 @@ impl Drop for TcpProxy {
 
 impl TcpProxy {
     /// Forwards a port of its own to `target`.
-    pub async fn start(target: std::net::SocketAddr) -> Self {
+    pub async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let down = Arc::new(AtomicBool::new(false));
         let (cuts, _) = watch::channel(0);
+        let target = Arc::new(Mutex::new(target));
         let task = {
             let down = down.clone();
             let cuts = cuts.clone();
+            let target = target.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((client, _)) = listener.accept().await else {
@@ -42,6 +47,7 @@ impl TcpProxy {
                         continue;
                     }
                     let mut cut = cuts.subscribe();
+                    let target = *target.lock().unwrap();
                     tokio::spawn(async move {
                         let Ok(server) = TcpStream::connect(target).await else {
                             return;
@@ -58,6 +64,7 @@ impl TcpProxy {
         Self {
             port,
             down,
+            target,
             cuts,
             task,
         }
@@ -67,6 +74,11 @@ impl TcpProxy {
     pub fn cut(&self) {
         self.down.store(true, Ordering::SeqCst);
         self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Sends new connections to `target` (open ones stay where they are).
+    pub fn retarget(&self, target: SocketAddr) {
+        *self.target.lock().unwrap() = target;
     }
 
     /// Lets connections through again.
