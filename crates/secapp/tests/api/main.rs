@@ -16,6 +16,7 @@ mod durability;
 mod helpers;
 mod history;
 mod idempotency;
+mod level_cli;
 mod metrics;
 mod operations;
 mod postgres;
