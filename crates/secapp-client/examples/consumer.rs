@@ -21,7 +21,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut changes = client.watch_with(options);
     while let Some(state) = changes.next().await {
         let state = state?;
-        println!("level {} since {} (change {})", state.level, state.changed_at, state.id);
+        println!(
+            "level {} since {} (change {})",
+            state.level, state.changed_at, state.id
+        );
         // Tighten or relax here: rate limits, step-up authentication, deploys.
     }
     Ok(())

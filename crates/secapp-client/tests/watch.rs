@@ -123,10 +123,15 @@ async fn refused_streams_fall_back_to_long_polls_and_lose_nothing() {
 
     // With streams only, a refusal is waited out; once the stream is free
     // the watch gets it.
-    let options = WatchOptions::default()
-        .after(second)
-        .transport(Transport::Stream)
-        .max_backoff(Duration::from_millis(300));
+    let pauses = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let options = {
+        let pauses = pauses.clone();
+        WatchOptions::default()
+            .after(second)
+            .transport(Transport::Stream)
+            .max_backoff(Duration::from_millis(300))
+            .on_retry(move |e, pause| pauses.lock().unwrap().push((e.clone(), pause)))
+    };
     let mut streaming = consumer.watch_with(options);
     let third = publish(&producer, 5, 3).await;
     let waiting = tokio::spawn(async move {
@@ -138,6 +143,14 @@ async fn refused_streams_fall_back_to_long_polls_and_lose_nothing() {
     let (state, retries) = waiting.await.unwrap();
     assert_eq!(state.id, third);
     assert!(retries >= 1, "{retries}");
+    // The pause honours the server's Retry-After, above max_backoff.
+    for (e, pause) in pauses.lock().unwrap().iter() {
+        let Error::RateLimited { retry_after } = e else {
+            panic!("{e:?}");
+        };
+        assert!(*retry_after >= Duration::from_secs(1));
+        assert!(pause >= retry_after, "{pause:?} < {retry_after:?}");
+    }
 }
 
 #[tokio::test]
