@@ -314,7 +314,10 @@ impl Watcher {
         self.failures = 0;
         Ok(match state {
             Some(state) => Heard::State(state),
-            None => Heard::Nothing(poll_after.unwrap_or_default()),
+            // secapp says 0 after a long poll. No pacing header means a
+            // server that does not hold polls (the prototype): a second
+            // between polls, not a loop as fast as it answers.
+            None => Heard::Nothing(poll_after.unwrap_or(Duration::from_secs(1))),
         })
     }
 
