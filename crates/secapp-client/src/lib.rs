@@ -42,6 +42,11 @@ use secapp_api::{
 pub use error::Error;
 pub use watch::{RetryHook, Transport, Watch, WatchOptions};
 
+/// The crate's README, compiled as a doctest so its example stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;
+
 /// The state in force, as the server tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {

@@ -110,17 +110,22 @@ async fn every_refusal_is_its_own_kind_of_error() {
 
 /// A listener answering every connection with `answer` (or, if `None`,
 /// holding it silent): what a balancer with no healthy server, or a hung
-/// one, looks like to a client.
-async fn canned(answer: Option<&'static str>) -> String {
+/// one, looks like to a client. Also answers the requests it read.
+async fn canned(
+    answer: Option<&'static str>,
+) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let (seen, requests) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
             let (mut socket, _) = listener.accept().await.unwrap();
+            let seen = seen.clone();
             tokio::spawn(async move {
                 let mut request = [0_u8; 4096];
-                let _ = socket.read(&mut request).await;
+                let read = socket.read(&mut request).await.unwrap_or(0);
+                let _ = seen.send(String::from_utf8_lossy(&request[..read]).into_owned());
                 match answer {
                     Some(answer) => {
                         let _ = socket.write_all(answer.as_bytes()).await;
@@ -130,12 +135,12 @@ async fn canned(answer: Option<&'static str>) -> String {
             });
         }
     });
-    base
+    (base, requests)
 }
 
 #[tokio::test]
 async fn a_server_that_cannot_serve_is_unavailable_and_one_that_hangs_times_out() {
-    let busy = canned(Some(
+    let (busy, mut requests) = canned(Some(
         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
     ))
     .await;
@@ -147,7 +152,14 @@ async fn a_server_that_cannot_serve_is_unavailable_and_one_that_hangs_times_out(
             retry_after: Duration::from_secs(7)
         })
     );
-    let hung = canned(None).await;
+    // Every request names the crate and its version.
+    let request = requests.recv().await.unwrap().to_lowercase();
+    let agent = format!(
+        "user-agent: secapp-client/{}\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(request.contains(&agent), "{request}");
+    let (hung, _) = canned(None).await;
     let client = Client::builder(&hung)
         .app("a")
         .token("t")
