@@ -58,6 +58,14 @@ impl ClientCursor {
         }
     }
 
+    /// The newest id the client says it holds, if it names any.
+    fn newest(&self) -> Option<ChangeId> {
+        match self {
+            Self::After(id) | Self::LastEventId(id) => Some(*id),
+            Self::IfNoneMatch(ids) => ids.as_ref()?.iter().max().copied(),
+        }
+    }
+
     fn mode(&self) -> Mode {
         match self {
             Self::After(_) => Mode::After,
@@ -86,6 +94,9 @@ pub struct Hub {
     consumers: Mutex<Consumers>,
     /// Whether other servers share the store, so a delivery is confirmed there.
     shared: bool,
+    /// Held while reading the head from the store for [`catch_up`](Hub::catch_up):
+    /// one read at a time, and those waiting see its result.
+    catching_up: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -113,6 +124,7 @@ impl Hub {
             store,
             head,
             consumers: Mutex::new(consumers),
+            catching_up: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -197,6 +209,34 @@ impl Hub {
             Err(e) => {
                 tracing::warn!(%app, error = %e, "cannot claim a delivery in the store; telling anyway");
                 self.poll(app, now, look)
+            }
+        }
+    }
+
+    /// Before a client-held cursor is compared: a client holding a newer id
+    /// than this server's head heard it from a server that is ahead (head
+    /// ids only grow). On a shared store this server then reads the head
+    /// from the store, the truth, so it never answers an older head than
+    /// the client holds. An id newer than the store's head is the client's
+    /// mistake, answered as before (with the head). Alone on its store
+    /// (SQLite) there is nothing to catch up with.
+    pub async fn catch_up(&self, held: &ClientCursor) {
+        let behind = |held: ChangeId| self.head().is_none_or(|head| head.change.id < held);
+        let Some(held) = held.newest().filter(|held| self.shared && behind(*held)) else {
+            return;
+        };
+        let _one = self.catching_up.lock().await;
+        // Another request's read may have caught up meanwhile.
+        if !behind(held) {
+            return;
+        }
+        match self.store.head().await {
+            Ok(Some(head)) => {
+                self.advance(&head);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the head to catch up; answering from memory")
             }
         }
     }
@@ -466,6 +506,54 @@ mod tests {
             Arc::new(SqliteStore::open(&dir.join(crate::store::sqlite::DATABASE_FILE)).unwrap());
         let snapshot = store.snapshot().await.unwrap();
         (Hub::new(store.clone(), snapshot), store)
+    }
+
+    #[tokio::test]
+    async fn a_server_behind_on_a_shared_store_catches_up_before_answering_a_newer_cursor() {
+        let database = crate::store::conformance::TempPostgres::new();
+        let url: crate::store::DatabaseUrl = database.url().await.parse().unwrap();
+        let open = async || {
+            let store = crate::store::connect(&url).await.unwrap();
+            let snapshot = store.snapshot().await.unwrap();
+            Hub::new(store, snapshot)
+        };
+        let (ahead, behind) = (open().await, open().await);
+        let app = AppName::parse("billing").unwrap();
+        let first = ahead
+            .publish(change(2, "2026-03-01T12:00:00Z"))
+            .await
+            .unwrap();
+        let Published::New(first) = first else {
+            panic!("{first:?}")
+        };
+        behind.advance(&first.head);
+        // `ahead` publishes again; `behind` follows no notices here, so it
+        // still holds the first head when a client names the second.
+        let second = ahead
+            .publish(change(4, "2026-03-01T12:05:00Z"))
+            .await
+            .unwrap();
+        let Published::New(second) = second else {
+            panic!("{second:?}")
+        };
+        let held = ClientCursor::After(second.head.change.id);
+        let stale = behind.compare(&app, &held, Utc::now(), Look::Peek);
+        assert_eq!(
+            stale.news.map(|head| head.change.id),
+            Some(first.head.change.id)
+        );
+        behind.catch_up(&held).await;
+        let compared = behind.compare(&app, &held, Utc::now(), Look::Peek);
+        assert!(compared.news.is_none(), "{compared:?}");
+        assert_eq!(behind.head().unwrap().change.id, second.head.change.id);
+        // An id no server ever gave: the head is the answer, as alone.
+        let bogus = ClientCursor::LastEventId(ChangeId(second.head.change.id.0 + 100));
+        behind.catch_up(&bogus).await;
+        let compared = behind.compare(&app, &bogus, Utc::now(), Look::Peek);
+        assert_eq!(
+            compared.news.map(|head| head.change.id),
+            Some(second.head.change.id)
+        );
     }
 
     #[tokio::test]

@@ -151,6 +151,9 @@ pub async fn poll(
 ) -> Result<Response, ApiError> {
     let (after, wait) = params.read(state.max_wait)?;
     let held = client_cursor(after, if_none_match);
+    if let Some(held) = &held {
+        state.hub.catch_up(held).await;
+    }
     state.metrics.apps().polled(&principal, state.clock.now());
     let _waiting = wait.map(|_| state.metrics.long_poll());
     // axum answers HEAD with the GET handler; a HEAD answer has no body, so

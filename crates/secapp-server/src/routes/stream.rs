@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::access::{Access, TokenUse};
 use crate::auth::{AsConsumer, single};
 use crate::error::ApiError;
-use crate::hub::Hub;
+use crate::hub::{ClientCursor, Hub};
 use crate::routes::params;
 use crate::routes::wire;
 use crate::state::AppState;
@@ -61,6 +61,9 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let last_event_id = params::parse_last_event_id(single(&headers, "Last-Event-ID")?)?;
     let permit = state.streams.acquire(&principal.app)?;
+    if let Some(id) = last_event_id {
+        state.hub.catch_up(&ClientCursor::LastEventId(id)).await;
+    }
     let changes = state.hub.watch();
     let now = state.clock.now();
     let first = state.hub.open_stream(&principal.app, last_event_id, now);

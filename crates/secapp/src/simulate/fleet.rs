@@ -116,31 +116,43 @@ impl Consumer {
         }
     }
 
+    /// Watches through the library. An error that ends a watch (such as a
+    /// new token another replica does not know yet) is counted, and the
+    /// consumer starts a new watch after the last state it was told, as a
+    /// service that must keep watching would.
     async fn stream(self, tally: &Shared, stop: &mut watch::Receiver<bool>) {
-        let options = WatchOptions::default()
-            .transport(Transport::Stream)
-            .max_backoff(Duration::from_secs(2));
-        let mut changes = self.client.watch_with(options);
         let mut faulted = false;
         loop {
-            let next = tokio::select! {
-                next = changes.next() => next,
-                _ = stop.changed() => break,
-            };
-            match next {
-                Some(Ok(state)) => {
-                    if !self.told(tally, &state, &mut faulted) {
-                        break;
+            let mut options = WatchOptions::default()
+                .transport(Transport::Stream)
+                .max_backoff(Duration::from_secs(2));
+            if let Some(last) = with(tally, |t| t.last(self.index)) {
+                options = options.after(last);
+            }
+            let mut changes = self.client.watch_with(options);
+            let ended = loop {
+                let next = tokio::select! {
+                    next = changes.next() => next,
+                    _ = stop.changed() => break true,
+                };
+                match next {
+                    Some(Ok(state)) => {
+                        if !self.told(tally, &state, &mut faulted) {
+                            break true;
+                        }
+                    }
+                    Some(Err(_)) | None => {
+                        with(tally, |t| t.failed(1));
+                        break false;
                     }
                 }
-                Some(Err(_)) | None => {
-                    with(tally, |t| t.failed(1));
-                    break;
-                }
+            };
+            let retries = changes.retries();
+            with(tally, |t| t.failed(retries));
+            if ended || !pause_or_stop(self.pace.retry(), stop).await {
+                return;
             }
         }
-        let retries = changes.retries();
-        with(tally, |t| t.failed(retries));
     }
 
     /// Hands a state to the tally, playing the fault if there is one;

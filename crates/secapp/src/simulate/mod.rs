@@ -220,11 +220,11 @@ impl Pace {
     }
 
     /// The real pause after a failed request: a second, sped up, at least
-    /// 10 ms.
+    /// 100 ms.
     pub fn retry(&self) -> Duration {
         Duration::from_secs(1)
             .div_f64(self.speed)
-            .max(Duration::from_millis(10))
+            .max(Duration::from_millis(100))
     }
 }
 
@@ -343,18 +343,30 @@ pub async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
 
 /// The server's head once the producers stopped (asked without moving any
 /// server-held cursor), retried briefly if the server does not answer.
+/// Behind a balancer the server that answers may not have heard of the last
+/// publish yet, so the head is then asked again with a long poll after it,
+/// longer than a server takes to catch up (a second at most), until one
+/// passes with nothing newer.
 async fn final_head(client: &Client) -> Result<Option<i64>, Failure> {
     let mut tries = 0;
-    loop {
+    let mut head = loop {
         match client.poll_after(0).await {
-            Ok(state) => return Ok(state.map(|state| state.id)),
+            Ok(state) => break state.map(|state| state.id),
             Err(e) if tries >= 10 => return Err(Failure::client(&e)),
             Err(_) => {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
+    };
+    while let Some(id) = head {
+        match client.wait(id, Duration::from_secs(2)).await {
+            Ok(Some(newer)) if newer.id > id => head = Some(newer.id),
+            Ok(_) => break,
+            Err(e) => return Err(Failure::client(&e)),
+        }
     }
+    Ok(head)
 }
 
 /// The `count` applications of one kind, with tokens: registered (or given

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use secapp_server::store::conformance::TempPostgres;
 use serde_json::Value;
 
-use crate::helpers::{Api, ServerProcess, SseReader};
+use crate::helpers::{Api, ServerProcess, SseReader, binary};
 
 /// HAProxy in the foreground, stopped when dropped.
 struct Balancer {
@@ -378,4 +378,66 @@ async fn three_servers_behind_haproxy_keep_every_guarantee_and_survive_a_kill_9(
         server.terminate();
     }
     drop(balancer);
+}
+
+#[tokio::test]
+async fn a_simulated_fleet_through_three_servers_and_haproxy_sees_no_violation() {
+    let database = TempPostgres::new();
+    let url = database.url().await.to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("SECAPP_DATABASE_URL", url.as_str())];
+    let first = ServerProcess::start(&dir.path().join("a"), &env);
+    let admin = first.admin_token();
+    let servers = [
+        first,
+        ServerProcess::start(&dir.path().join("b"), &env),
+        ServerProcess::start(&dir.path().join("c"), &env),
+    ];
+    let addrs: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
+    let balancer = Balancer::start(dir.path(), &addrs);
+    let client = reqwest::Client::new();
+    wait_until("every server is ready behind the balancer", async || {
+        let mut ready = 0;
+        for _ in 0..6 {
+            if let Ok(r) = client.get(format!("{}/readyz", balancer.base)).send().await {
+                ready += usize::from(r.status() == 200);
+            }
+        }
+        ready == 6
+    })
+    .await;
+
+    // Registered through the balancer, then polled and watched through it:
+    // plain pollers are told each head once whichever server answers, and
+    // every consumer ends on the final head.
+    let output = tokio::process::Command::new(binary())
+        .args([
+            "simulate",
+            "--server",
+            &balancer.base,
+            "--admin-token",
+            &admin,
+            "--producers",
+            "2",
+            "--consumers",
+            "12",
+            "--speed",
+            "600",
+            "--duration",
+            "30m",
+            "--json",
+        ])
+        .env_remove("SECAPP_TOKEN")
+        .env("SECAPP_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["violations"], serde_json::json!([]), "{report}");
+    assert!(report["publishes"].as_u64().unwrap() >= 4, "{report}");
+    drop(balancer);
+    drop(servers);
 }
