@@ -328,3 +328,31 @@ async fn a_provoked_violation_is_reported_loudly_and_fails_the_run() {
         assert!(out.contains("violations: 1"), "{fault}: {out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_the_simulator_shows_a_progress_bar_and_violations_above_it() {
+    let (_dir, server) = start();
+    // `script` (util-linux, in every Debian) runs the command on a pseudo
+    // terminal and copies what it shows to stdout.
+    let command = format!(
+        "'{}' simulate --server {} --token {TOKEN} --consumers 2 --mode stream --speed 600 \
+         --duration 10m --settle 2s --fault repeat",
+        binary().display(),
+        server.base()
+    );
+    let (code, shown, err) = run(
+        Command::new("script").env("NO_COLOR", "1"),
+        &["--quiet", "--return", "--command", &command, "/dev/null"],
+    );
+    assert_eq!(code, 5, "{shown}\n{err}");
+    assert!(shown.contains("[=============================="), "{shown}");
+    assert!(
+        shown.contains("publishes ") && shown.contains(" · violations 1"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("VIOLATION: sim-consumer-0 was told change"),
+        "{shown}"
+    );
+    assert!(shown.contains("violations: 1"), "{shown}");
+}
