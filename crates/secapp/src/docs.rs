@@ -11,7 +11,8 @@ use crate::exit::Failure;
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  done
-  1  no answer: the server could not be reached, timed out, was unavailable or rate limited
+  1  no answer: the server could not be reached, timed out, was unavailable or rate limited;
+     or the command could not run at all
   2  bad arguments
   3  refused: the token is unknown, expired or revoked, or may not do this
   4  the server found the request invalid
@@ -35,5 +36,10 @@ pub fn completions(args: &CompletionsArgs) -> Result<(), Failure> {
 pub fn man() -> Result<(), Failure> {
     clap_mangen::Man::new(Cli::command())
         .render(&mut std::io::stdout())
-        .map_err(|e| Failure::new(1, format!("cannot write the man page: {e}")))
+        .map_err(|e| {
+            Failure::new(
+                crate::exit::UNAVAILABLE,
+                format!("cannot write the man page: {e}"),
+            )
+        })
 }

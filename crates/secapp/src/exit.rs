@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |------|---------|
 //! | 0 | done |
-//! | 1 | no answer: the server could not be reached, timed out, was unavailable or rate limited (try again later) |
+//! | 1 | no answer: the server could not be reached, timed out, was unavailable or rate limited (try again later); or the command could not run at all |
 //! | 2 | bad arguments (the message says which) |
 //! | 3 | refused: the token is unknown, expired or revoked, or may not do this |
 //! | 4 | the server found the request invalid (the message says why) |
@@ -13,8 +13,10 @@ use std::process::ExitCode;
 
 use secapp_client::Error;
 
-/// No answer: try again later.
+/// No answer (try again later), or the command could not run at all.
 pub const UNAVAILABLE: u8 = 1;
+/// Bad arguments (clap exits with this too).
+pub const USAGE: u8 = 2;
 /// Refused: credentials or roles.
 pub const REFUSED: u8 = 3;
 /// The server found the request invalid.

@@ -63,7 +63,13 @@ fn main() -> ExitCode {
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
-        Err(e) => return Failure::new(1, format!("cannot start the async runtime: {e}")).exit(),
+        Err(e) => {
+            return Failure::new(
+                exit::UNAVAILABLE,
+                format!("cannot start the async runtime: {e}"),
+            )
+            .exit();
+        }
     };
     let result = match cli.command {
         Command::Serve(args) => return runtime.block_on(serve::serve(*args)),
@@ -88,10 +94,10 @@ fn main() -> ExitCode {
 }
 
 fn admin_failure(admin::CliError(message): admin::CliError) -> Failure {
-    Failure::new(1, message)
+    Failure::new(exit::UNAVAILABLE, message)
 }
 
 /// Prints `message` and answers the general failure code.
 fn fail(message: &str) -> ExitCode {
-    Failure::new(1, message).exit()
+    Failure::new(exit::UNAVAILABLE, message).exit()
 }

@@ -108,7 +108,7 @@ pub struct SimulateArgs {
     settle: Option<Duration>,
 
     /// Levels are drawn from 1 to this.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..))]
     max_level: i64,
 
     /// The simulated applications are named PREFIX-producer-N and
@@ -236,9 +236,6 @@ struct SimApp {
 
 /// Runs the fleet; fails with exit code 5 when an invariant was violated.
 pub async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
-    if args.max_level < 1 {
-        return Err(Failure::new(2, "--max-level must be at least 1"));
-    }
     let modes = if args.modes.is_empty() {
         Mode::ALL.to_vec()
     } else {
@@ -385,7 +382,7 @@ async fn apps(
     }
     let Some(token) = &args.token else {
         return Err(Failure::new(
-            2,
+            exit::USAGE,
             "give --admin-token (to register the simulated applications) or --token (the server's shared token)",
         ));
     };

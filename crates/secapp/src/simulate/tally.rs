@@ -156,7 +156,7 @@ impl Tally {
         }
     }
 
-    /// How many consumers use `mode`, and how many deliveries they had.
+    /// How many consumers use `mode`.
     pub fn consumers_in(&self, mode: Mode) -> usize {
         self.consumers.iter().filter(|(m, _)| *m == mode).count()
     }

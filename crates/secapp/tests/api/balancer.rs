@@ -88,6 +88,21 @@ impl Balancer {
         }
         Self { child, base }
     }
+
+    /// Waits until six requests in a row find a ready server (two rounds
+    /// over the three).
+    async fn wait_all_ready(&self, client: &reqwest::Client) {
+        wait_until("every server is ready behind the balancer", async || {
+            let mut ready = 0;
+            for _ in 0..6 {
+                if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await {
+                    ready += usize::from(r.status() == 200);
+                }
+            }
+            ready == 6
+        })
+        .await;
+    }
 }
 
 async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -124,16 +139,7 @@ async fn three_servers_behind_haproxy_keep_every_guarantee_and_survive_a_kill_9(
     let balancer = Balancer::start(dir.path(), &addrs);
     let client = reqwest::Client::new();
     let api = Api::own_tokens(client.clone(), &balancer.base, &admin);
-    wait_until("every server is ready behind the balancer", async || {
-        let mut ready = 0;
-        for _ in 0..6 {
-            if let Ok(r) = client.get(format!("{}/readyz", balancer.base)).send().await {
-                ready += usize::from(r.status() == 200);
-            }
-        }
-        ready == 6
-    })
-    .await;
+    balancer.wait_all_ready(&client).await;
 
     // 200 consumers, registered through whichever server the balancer picks.
     let apps: Vec<String> = (0..200).map(|n| format!("fleet-{n}")).collect();
@@ -396,16 +402,7 @@ async fn a_simulated_fleet_through_three_servers_and_haproxy_sees_no_violation()
     let addrs: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
     let balancer = Balancer::start(dir.path(), &addrs);
     let client = reqwest::Client::new();
-    wait_until("every server is ready behind the balancer", async || {
-        let mut ready = 0;
-        for _ in 0..6 {
-            if let Ok(r) = client.get(format!("{}/readyz", balancer.base)).send().await {
-                ready += usize::from(r.status() == 200);
-            }
-        }
-        ready == 6
-    })
-    .await;
+    balancer.wait_all_ready(&client).await;
 
     // Registered through the balancer, then polled and watched through it:
     // plain pollers are told each head once whichever server answers, and
