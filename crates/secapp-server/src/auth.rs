@@ -27,8 +27,9 @@ use axum::http::request::Parts;
 use secapp_api::{APP_NAME_HEADER, TOKEN_HEADER};
 use secapp_domain::{AppName, AppNameError, Role, Roles};
 
+pub use crate::access::Principal;
 use crate::access::failures::Failure;
-use crate::access::{Authenticated, Lapsed, Refused, SHARED_TOKEN_ID, TokenUse};
+use crate::access::{Authenticated, Lapsed, Refused, SHARED_TOKEN_ID};
 use crate::error::ApiError;
 use crate::limits::Class;
 use crate::state::AppState;
@@ -37,19 +38,6 @@ use crate::state::AppState;
 pub const SHARED_TOKEN_ROLES: Roles = Roles::NONE.with(Role::Publish).with(Role::Consume);
 
 static SHARED_ID: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(SHARED_TOKEN_ID));
-
-/// An authenticated caller.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    /// The application it speaks for.
-    pub app: AppName,
-    /// What it may do.
-    pub roles: Roles,
-    /// The id of the token it used ([`SHARED_TOKEN_ID`] for the shared one).
-    pub token_id: Arc<str>,
-    /// The registered token it used, `None` for the shared one.
-    pub token: Option<TokenUse>,
-}
 
 /// Which roles admit a caller to an endpoint (any one of them suffices),
 /// whether it needs `App-name`, and which rate-limit allowance the request

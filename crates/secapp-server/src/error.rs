@@ -150,8 +150,8 @@ pub enum ApiError {
     /// A request head with too many or too large header fields.
     #[error(
         "the request's header fields are too many or too large: at most {max_headers} fields and {max_kib} KiB for the request line and all fields",
-        max_headers = crate::listener::MAX_HEADERS,
-        max_kib = crate::listener::MAX_HEAD_BYTES / 1024
+        max_headers = crate::http_limits::MAX_HEADERS,
+        max_kib = crate::http_limits::MAX_HEAD_BYTES / 1024
     )]
     HeadersTooLarge,
     /// A URI longer than the HTTP layer takes.

@@ -14,10 +14,12 @@
 //! - [`hub`]: the live head and what each application was told, sent and acknowledged.
 //! - [`streams`]: caps on open event streams, overall and per application.
 //! - [`limits`]: per-application request rate limits.
-//! - [`metrics`]: Prometheus metrics, counted as requests happen and read
-//!   from the hub and registry at each scrape.
+//! - [`metrics`]: Prometheus metrics, counted as requests happen.
+//! - [`sightings`]: polls and last sightings per application (bounded labels).
+//! - [`scrape`]: the figures read from the hub, registry, streams and
+//!   consumer watch at each scrape.
 //! - [`listener`]: accepting connections under a cap, and the timeouts that
-//!   close idle and slow ones.
+//!   close idle and slow ones; [`http_limits`]: the request head sizes it reads.
 //! - [`data_dir`]: the data dir, created private and locked while in use.
 //! - [`store`]: the storage traits, [`store::connect`] and the SQLite store.
 //! - [`routes`]: the endpoints, the OpenAPI document and Swagger UI.
@@ -39,13 +41,16 @@ pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod error;
+pub mod http_limits;
 pub mod hub;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod replicas;
 pub mod routes;
+pub mod scrape;
 pub mod shutdown;
+pub mod sightings;
 pub mod state;
 pub mod store;
 pub mod streams;
@@ -211,13 +216,15 @@ impl Server {
             clock: clock.clone(),
             default_allowance: config.stale_after,
         }));
-        let metrics = Arc::new(metrics.watch(
-            hub.clone(),
-            access.clone(),
-            streams.clone(),
-            alerts.clone(),
-            clock.clone(),
-        ));
+        let figures = scrape::Scrape {
+            hub: hub.clone(),
+            access: access.clone(),
+            streams: streams.clone(),
+            alerts: alerts.clone(),
+            apps: metrics.apps().clone(),
+            clock: clock.clone(),
+        };
+        let metrics = Arc::new(metrics.watch(Box::new(figures)));
         let state = AppState::new(state::Shared {
             hub,
             access,

@@ -52,6 +52,19 @@ pub const SERVER_ACTOR: &str = "secapp";
 /// The name of the application created at first start.
 pub const FIRST_ADMIN_APP: &str = "admin";
 
+/// An authenticated caller, as the extractors in [`crate::auth`] admit it.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The application it speaks for.
+    pub app: AppName,
+    /// What it may do.
+    pub roles: Roles,
+    /// The id of the token it used ([`SHARED_TOKEN_ID`] for the shared one).
+    pub token_id: Arc<str>,
+    /// The registered token it used, `None` for the shared one.
+    pub token: Option<TokenUse>,
+}
+
 /// Who a request authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authenticated {

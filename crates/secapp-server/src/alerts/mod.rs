@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::Access;
 use crate::clock::Clock;
-use crate::metrics::AppsSeen;
+use crate::sightings::AppsSeen;
 use crate::store::{
     AlertState, EventKind, NewEvent, Standing, Store, StoreError, WatchChange, WatchRecord,
 };

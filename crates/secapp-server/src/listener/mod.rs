@@ -37,14 +37,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// The largest request head (request line and header fields) read, in
-/// bytes: room for a URI of the longest length hyper takes (65,534 bytes)
-/// and ordinary headers. Larger heads are refused with 431, longer URIs
-/// with 414.
-pub const MAX_HEAD_BYTES: usize = 80 * 1024;
-
-/// The most header fields in one request; more are refused with 431.
-pub const MAX_HEADERS: usize = 100;
+use crate::http_limits::{MAX_HEAD_BYTES, MAX_HEADERS};
 
 /// The application a listener serves: the routes inside their layers
 /// ([`crate::routes::service`]), cloned for each connection.

@@ -5,21 +5,18 @@
 //! Counters and histograms are updated as requests happen; what is state
 //! rather than an event (the level, the head, each consumer's last sighting
 //! and whether it is behind, open streams, refused authentications) is read
-//! from the hub and the registry at each scrape (`collector.rs`). Every
-//! figure is this process's: with several replicas, Prometheus scrapes each
-//! and sums.
+//! from the hub and the registry at each scrape ([`crate::scrape`], which
+//! sits above the parts it reads, so this module depends on none of them).
+//! Every figure is this process's: with several replicas, Prometheus
+//! scrapes each and sums. Sightings per application are
+//! [`crate::sightings`]'s, shared with the consumer watch.
 //!
-//! - `apps.rs`: polls and sightings per application, with bounded labels.
-//! - `collector.rs`: the figures read at scrape time.
 //! - `http.rs`: the layer that counts and times every request by route.
 //! - `store.rs`: a store wrapper that times every store operation.
 
-mod apps;
-mod collector;
 mod http;
 mod store;
 
-pub use apps::AppsSeen;
 pub use http::{MetricsLayer, route_of};
 pub use store::TimedStore;
 
@@ -33,11 +30,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::access::Access;
-use crate::alerts::Alerts;
-use crate::clock::Clock;
-use crate::hub::Hub;
-use crate::streams::StreamLimits;
+use crate::sightings::AppsSeen;
 
 /// The content type of the answer to `GET /metrics`.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -205,25 +198,11 @@ impl Metrics {
         }
     }
 
-    /// Adds the figures read at each scrape from the server's parts.
+    /// Adds the figures read at each scrape from the server's parts
+    /// ([`crate::scrape::Scrape`]).
     #[must_use]
-    pub fn watch(
-        mut self,
-        hub: Arc<Hub>,
-        access: Arc<Access>,
-        streams: Arc<StreamLimits>,
-        alerts: Arc<Alerts>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        self.registry
-            .register_collector(Box::new(collector::Scrape {
-                hub,
-                access,
-                streams,
-                alerts,
-                apps: self.apps.clone(),
-                clock,
-            }));
+    pub fn watch(mut self, figures: Box<dyn prometheus_client::collector::Collector>) -> Self {
+        self.registry.register_collector(figures);
         self
     }
 

@@ -18,7 +18,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::{Modify, OpenApi};
 
 use super::{admin, alerts, consumers, health, history, poll, publish, stream};
-use crate::listener::{MAX_HEAD_BYTES, MAX_HEADERS};
+use crate::http_limits::{MAX_HEAD_BYTES, MAX_HEADERS};
 use crate::routes::body::MAX_BODY_BYTES;
 
 /// The grammar of each constrained text on the wire, as the patterns the

@@ -19,8 +19,8 @@ use secapp_domain::{
 };
 
 use crate::store::{
-    AppRecord, AuditEvent, AuditRecord, Cause, ConsumerRecord, Delivery, EventKind, HistoryEntry,
-    Standing, StoreError, TokenRecord, UnreadableRow, WatchRecord, WatchTransition,
+    AlertState, AppRecord, AuditEvent, AuditRecord, Cause, ConsumerRecord, Delivery, EventKind,
+    HistoryEntry, Standing, StoreError, TokenRecord, UnreadableRow, WatchRecord, WatchTransition,
 };
 
 /// An instant as stored: RFC 3339 in UTC with microseconds. Fixed width, so
@@ -334,7 +334,7 @@ pub(super) fn watch_record(fields: &Fields<'_, '_>) -> Result<WatchRecord, Strin
     let name = fields.required_text(0, "app")?;
     let standing = match (fields.text(2, "state")?, fields.instant(3, "since")?) {
         (Some(state), Some(since)) => Some(Standing {
-            state: super::watch::state(&state, "state")?,
+            state: alert_state(&state, "state")?,
             since,
         }),
         (None, _) => None,
@@ -347,12 +347,17 @@ pub(super) fn watch_record(fields: &Fields<'_, '_>) -> Result<WatchRecord, Strin
     })
 }
 
+/// A stored alert state name.
+fn alert_state(name: &str, column: &str) -> Result<AlertState, String> {
+    AlertState::parse(name).ok_or_else(|| format!("{column}: `{name}` is not an alert state"))
+}
+
 pub(super) fn watch_transition(fields: &Fields<'_, '_>) -> Result<WatchTransition, String> {
     Ok(WatchTransition {
         id: fields.required_integer(0, "id")?,
         app: fields.required_text(1, "app")?,
-        from: super::watch::state(&fields.required_text(2, "from_state")?, "from_state")?,
-        to: super::watch::state(&fields.required_text(3, "to_state")?, "to_state")?,
+        from: alert_state(&fields.required_text(2, "from_state")?, "from_state")?,
+        to: alert_state(&fields.required_text(3, "to_state")?, "to_state")?,
         at: fields.required_instant(4, "at")?,
         last_seen: fields.instant(5, "last_seen")?,
     })

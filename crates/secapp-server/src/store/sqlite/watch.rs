@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::outbox;
 use super::rows::{self, failed, rfc3339};
-use crate::store::{AlertState, StoreError, WatchChange, WatchRecord, WatchTransition};
+use crate::store::{StoreError, WatchChange, WatchRecord, WatchTransition};
 
 /// Moves sightings forward, then reads every record, in one transaction.
 pub(super) fn watch(
@@ -130,9 +130,4 @@ pub(super) fn history(
         rows::skipped("consumer_watch_history"),
     )?;
     Ok(entries)
-}
-
-/// A stored state name.
-pub(super) fn state(name: &str, column: &str) -> Result<AlertState, String> {
-    AlertState::parse(name).ok_or_else(|| format!("{column}: `{name}` is not an alert state"))
 }

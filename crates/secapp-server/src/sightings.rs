@@ -2,7 +2,8 @@
 //! number of label values: every registered application has its own, the
 //! names the shared token speaks for share at most a configured number, and
 //! the rest count under `other`. A flood of invented `App-name`s grows
-//! neither memory nor series beyond that bound.
+//! neither memory nor series beyond that bound. Counted by the routes,
+//! read by the metrics at each scrape and by the consumer watch.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use chrono::{DateTime, Utc};
 use secapp_domain::AppName;
 
-use crate::auth::Principal;
+use crate::access::Principal;
 
 /// The label value that unregistered names beyond the cap share.
 pub const OTHER: &str = "other";

@@ -10,21 +10,28 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use super::apps::{AppsSeen, OTHER};
 use crate::access::Access;
 use crate::alerts::Alerts;
 use crate::clock::Clock;
 use crate::hub::Hub;
+use crate::sightings::{AppsSeen, OTHER};
 use crate::streams::StreamLimits;
 
-/// Reads the server's parts when Prometheus scrapes.
-pub(super) struct Scrape {
-    pub(super) hub: Arc<Hub>,
-    pub(super) access: Arc<Access>,
-    pub(super) streams: Arc<StreamLimits>,
-    pub(super) alerts: Arc<Alerts>,
-    pub(super) apps: Arc<AppsSeen>,
-    pub(super) clock: Arc<dyn Clock>,
+/// Reads the server's parts when Prometheus scrapes; registered with
+/// [`Metrics::watch`](crate::metrics::Metrics::watch).
+pub struct Scrape {
+    /// The head.
+    pub hub: Arc<Hub>,
+    /// The registry and its refusal counts.
+    pub access: Arc<Access>,
+    /// Open streams.
+    pub streams: Arc<StreamLimits>,
+    /// The consumer watch's last evaluation.
+    pub alerts: Arc<Alerts>,
+    /// Polls and sightings per application.
+    pub apps: Arc<AppsSeen>,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Scrape {
