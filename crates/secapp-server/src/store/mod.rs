@@ -23,6 +23,10 @@
 //! gaps. The [`conformance`] suite (behind the `testing` feature) proves it
 //! for a backend, with two live instances on one database where it matters.
 //!
+//! - [`publish`]: the one publish algorithm (classify, version, claim the
+//!   key, announce, outbox), over each backend's SQL for its steps.
+//! - [`decode`]: reading rows back into records, over each backend's way of
+//!   reading one column.
 //! - `records.rs`: the records the traits take and return;
 //!   `alerts.rs`: those of the consumer watch and the outbox.
 //! - `error.rs`: [`StoreError`], sorted by what a caller can do.
@@ -30,8 +34,10 @@
 mod alerts;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+pub mod decode;
 mod error;
 pub mod postgres;
+pub mod publish;
 mod records;
 #[cfg(test)]
 pub mod round_trip;

@@ -5,18 +5,20 @@
 use deadpool_postgres::{GenericClient, Transaction};
 use secapp_domain::{AppName, ChangeId, Head, Ledger, Outcome, Version};
 
-use super::rows::{self, failed, version_to_sql};
+use super::rows::{self, failed};
 use super::{listener, watch};
+use crate::store::decode::{self, NewestHead, version_to_sql};
+use crate::store::publish::{self, KeyClaim, PublishUnit};
 use crate::store::{
-    HistoryEntry, HistoryQuery, NewChange, NewEvent, Published, Recorded, StoreError, UnreadableRow,
+    HistoryEntry, HistoryQuery, Idempotency, NewChange, NewEvent, Published, StoreError,
+    UnreadableRow,
 };
 
 /// The advisory lock every publish holds until it commits ("secapp:h").
 const HEAD_LOCK: i64 = 0x7365_6361_7070_3a68;
 
-/// The head and the latest version given. An unreadable head row gives way
-/// to the newest readable one, and the version still counts from the
-/// newest, so no version is given twice.
+/// The head and the latest version given (`decode::NewestHead` says what
+/// stands in for an unreadable head).
 pub(super) async fn head(
     client: &impl GenericClient,
 ) -> Result<(Option<Head>, Version, Vec<UnreadableRow>), StoreError> {
@@ -28,78 +30,96 @@ pub(super) async fn head(
         )
         .await
         .map_err(failed("reading the head"))?;
-    let mut latest = Version(0);
-    let mut unreadable = Vec::new();
+    let mut newest = NewestHead::default();
     for row in &rows {
-        if let Ok(raw) = row.try_get::<_, i64>(3)
-            && let Ok(version) = u64::try_from(raw)
-        {
-            latest = latest.max(Version(version));
-        }
-        match rows::head(row) {
-            Ok(head) => return Ok((Some(head), latest, unreadable)),
-            Err(problem) => unreadable.push(UnreadableRow {
-                table: "changes",
-                key: rows::shown(row, 0).unwrap_or_default(),
-                problem,
-            }),
+        if newest.offer(row) {
+            break;
         }
     }
-    Ok((None, latest, unreadable))
+    Ok(newest.finish())
 }
 
-/// Records one publish in `tx` (which it commits, or rolls back when the
-/// idempotency key was already taken).
+/// Records one publish (`store::publish`) in `tx`, which it commits, or
+/// rolls back when the idempotency key was already taken. The head is read
+/// under a transaction-scoped advisory lock, so publishes on every server
+/// are decided one after another.
 pub(super) async fn publish(
     tx: Transaction<'_>,
     change: &NewChange,
 ) -> Result<Published, StoreError> {
-    let recording = failed("recording a change");
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&HEAD_LOCK])
         .await
-        .map_err(&recording)?;
+        .map_err(failed("recording a change"))?;
     let (head, latest, _) = head(&tx).await?;
     let mut ledger = Ledger::resume(head, latest);
-    let app = change.published_by.as_str();
-    if let Some(idempotency) = &change.idempotency {
-        tx.execute(
-            "DELETE FROM idempotency_keys WHERE app_name = $1 AND key = $2 AND created_at < $3",
-            &[&app, &idempotency.key, &idempotency.not_before],
-        )
-        .await
-        .map_err(failed("forgetting an expired idempotency key"))?;
+    publish::publish(Unit(tx), &mut ledger, change).await
+}
+
+/// One publish's transaction.
+struct Unit<'c>(Transaction<'c>);
+
+impl PublishUnit for Unit<'_> {
+    async fn forget_expired_key(
+        &mut self,
+        app: &AppName,
+        idempotency: &Idempotency,
+    ) -> Result<(), StoreError> {
+        self.0
+            .execute(
+                "DELETE FROM idempotency_keys WHERE app_name = $1 AND key = $2 AND created_at < $3",
+                &[&app.as_str(), &idempotency.key, &idempotency.not_before],
+            )
+            .await
+            .map_err(failed("forgetting an expired idempotency key"))?;
+        Ok(())
     }
-    let outcome = ledger.classify(&change.changed_at);
-    let version = ledger.version().next();
-    let head_version = (outcome == Outcome::Head).then(|| version_to_sql(version));
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO changes (level, changed_at, published_by, received_at, outcome,
-                                  head_version, source_address, token_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .await
-        .map_err(&recording)?;
-    let id: i64 = tx
-        .query_one(
-            &insert,
-            &[
-                &change.level.get(),
-                &change.changed_at.to_string(),
-                &app,
-                &change.received_at,
-                &outcome.as_str(),
-                &head_version,
-                &change.source,
-                &change.token_id,
-            ],
-        )
-        .await
-        .map_err(&recording)?
-        .get(0);
-    if let Some(idempotency) = &change.idempotency {
-        // Insert-first: the key is claimed by this insert or found taken.
-        let claimed = tx
+
+    async fn insert_change(
+        &mut self,
+        change: &NewChange,
+        outcome: Outcome,
+        head_version: Option<Version>,
+    ) -> Result<ChangeId, StoreError> {
+        let recording = failed("recording a change");
+        let insert = self
+            .0
+            .prepare_cached(
+                "INSERT INTO changes (level, changed_at, published_by, received_at, outcome,
+                                      head_version, source_address, token_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .await
+            .map_err(&recording)?;
+        let row = self
+            .0
+            .query_one(
+                &insert,
+                &[
+                    &change.level.get(),
+                    &change.changed_at.to_string(),
+                    &change.published_by.as_str(),
+                    &change.received_at,
+                    &outcome.as_str(),
+                    &head_version.map(version_to_sql),
+                    &change.source,
+                    &change.token_id,
+                ],
+            )
+            .await
+            .map_err(&recording)?;
+        Ok(ChangeId(row.get(0)))
+    }
+
+    async fn claim_key(
+        &mut self,
+        change: &NewChange,
+        idempotency: &Idempotency,
+        id: ChangeId,
+    ) -> Result<KeyClaim, StoreError> {
+        let claiming = failed("claiming an idempotency key");
+        let app = change.published_by.as_str();
+        let claimed = self
+            .0
             .execute(
                 "INSERT INTO idempotency_keys (app_name, key, request, change_id, created_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (app_name, key) DO NOTHING",
@@ -107,49 +127,55 @@ pub(super) async fn publish(
                     &app,
                     &idempotency.key,
                     &idempotency.request,
-                    &id,
+                    &id.0,
                     &change.received_at,
                 ],
             )
             .await
-            .map_err(failed("claiming an idempotency key"))?;
-        if claimed == 0 {
-            let earlier = tx
-                .query_opt(
-                    "SELECT change_id, request FROM idempotency_keys WHERE app_name = $1 AND key = $2",
-                    &[&app, &idempotency.key],
-                )
-                .await
-                .map_err(failed("claiming an idempotency key"))?
-                .ok_or_else(|| {
-                    StoreError::conflict("an idempotency key was taken and released while being claimed")
-                })?;
-            let (earlier_id, request): (i64, String) = (earlier.get(0), earlier.get(1));
-            // Nothing of this publish is kept.
-            tx.rollback().await.map_err(&recording)?;
-            return Ok(if request == idempotency.request {
-                Published::Replayed {
-                    id: ChangeId(earlier_id),
-                }
-            } else {
-                Published::KeyReused
-            });
+            .map_err(&claiming)?;
+        if claimed == 1 {
+            return Ok(KeyClaim::Claimed);
         }
+        let earlier = self
+            .0
+            .query_opt(
+                "SELECT change_id, request FROM idempotency_keys WHERE app_name = $1 AND key = $2",
+                &[&app, &idempotency.key],
+            )
+            .await
+            .map_err(&claiming)?;
+        Ok(earlier.map_or(KeyClaim::Vanished, |row| KeyClaim::Held {
+            id: ChangeId(row.get(0)),
+            request: row.get(1),
+        }))
     }
-    if outcome == Outcome::Head {
+
+    async fn announce_head(&mut self) -> Result<(), StoreError> {
         // Heard by every other server once this commits.
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&listener::CHANNEL, &listener::HEAD],
-        )
-        .await
-        .map_err(&recording)?;
+        self.0
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&listener::CHANNEL, &listener::HEAD],
+            )
+            .await
+            .map_err(failed("recording a change"))?;
+        Ok(())
     }
-    if let Some(event) = NewEvent::for_publish(change, ChangeId(id), outcome, &ledger) {
-        watch::insert_event(&tx, &event).await?;
+
+    async fn insert_event(&mut self, event: &NewEvent) -> Result<(), StoreError> {
+        watch::insert_event(&self.0, event).await
     }
-    tx.commit().await.map_err(&recording)?;
-    Recorded::after_commit(&mut ledger, change, ChangeId(id), outcome).map(Published::New)
+
+    async fn keep(self) -> Result<(), StoreError> {
+        self.0.commit().await.map_err(failed("recording a change"))
+    }
+
+    async fn discard(self) -> Result<(), StoreError> {
+        self.0
+            .rollback()
+            .await
+            .map_err(failed("recording a change"))
+    }
 }
 
 /// One page of the history, newest first; unreadable rows left out.
@@ -179,5 +205,8 @@ pub(super) async fn history(
         )
         .await
         .map_err(failed("reading the history"))?;
-    Ok(rows::load(&rows, rows::history_entry, rows::skipped("changes")).0)
+    Ok(rows::load(&rows, decode::history_entry, |row, problem| {
+        decode::skipped("changes", row, problem)
+    })
+    .0)
 }

@@ -3,7 +3,9 @@
 
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::rows::{self, failed, version_to_sql};
+use super::rows::{self, failed};
+use crate::store::decode;
+use crate::store::decode::version_to_sql;
 use crate::store::{ConsumerRecord, StoreError, UnreadableRow};
 
 /// Every consumer record that can be read, and those that cannot.
@@ -19,12 +21,8 @@ pub(super) async fn load(
         )
         .await
         .map_err(failed("reading consumer records"))?;
-    Ok(rows::load(&rows, rows::consumer, |row, problem| {
-        UnreadableRow {
-            table: "consumers",
-            key: rows::shown(row, 0).unwrap_or_default(),
-            problem,
-        }
+    Ok(rows::load(&rows, decode::consumer, |row, problem| {
+        decode::unreadable_row("consumers", row, problem)
     }))
 }
 

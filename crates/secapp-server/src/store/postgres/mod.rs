@@ -152,7 +152,7 @@ impl Deliveries for PostgresStore {
         version: secapp_domain::Version,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let version = rows::version_to_sql(version);
+        let version = super::decode::version_to_sql(version);
         consumers::claim_told(&self.client().await?, app, version, at).await
     }
 }

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::rows::{self, duration_to_ms, failed};
+use super::rows::{self, failed};
+use crate::store::decode;
+use crate::store::decode::duration_to_ms;
 use crate::store::{
     AccessChange, AdminGuard, AppRecord, AuditEvent, AuditQuery, AuditRecord, Changed, StoreError,
     TokenRecord, UnreadableRow, UnreadableToken,
@@ -22,10 +24,8 @@ pub(super) async fn load_apps(
         )
         .await
         .map_err(failed("reading applications"))?;
-    Ok(rows::load(&rows, rows::app, |row, problem| UnreadableRow {
-        table: "apps",
-        key: rows::shown(row, 0).unwrap_or_default(),
-        problem,
+    Ok(rows::load(&rows, decode::app, |row, problem| {
+        decode::unreadable_row("apps", row, problem)
     }))
 }
 
@@ -41,18 +41,7 @@ pub(super) async fn load_tokens(
         )
         .await
         .map_err(failed("reading tokens"))?;
-    Ok(rows::load(&rows, rows::token, |row, problem| {
-        UnreadableToken {
-            id: rows::shown(row, 0).unwrap_or_default(),
-            app: rows::shown(row, 1).unwrap_or_default(),
-            label: rows::shown(row, 3),
-            created_at: rows::shown(row, 4).unwrap_or_default(),
-            expires_at: rows::shown(row, 5),
-            revoked_at: rows::shown(row, 6),
-            last_used_at: rows::shown(row, 7),
-            problem,
-        }
-    }))
+    Ok(rows::load(&rows, decode::token, decode::unreadable_token))
 }
 
 /// Applies `change` and records `event` in `tx`, which it commits. A target
@@ -207,7 +196,10 @@ pub(super) async fn audit(
         )
         .await
         .map_err(failed("reading the audit"))?;
-    Ok(rows::load(&rows, rows::audit_record, rows::skipped("admin_audit")).0)
+    Ok(rows::load(&rows, decode::audit_record, |row, problem| {
+        decode::skipped("admin_audit", row, problem)
+    })
+    .0)
 }
 
 /// Writes back when tokens were last used; a time never moves back.

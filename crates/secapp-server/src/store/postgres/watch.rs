@@ -7,6 +7,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use secapp_domain::AppName;
 
 use super::rows::{self, failed};
+use crate::store::decode;
 use crate::store::{
     Delivery, DeliveryOutcome, NewEvent, StoreError, WatchChange, WatchRecord, WatchTransition,
 };
@@ -37,7 +38,10 @@ pub(super) async fn watch(
         .await
         .map_err(&watching)?;
     tx.commit().await.map_err(&watching)?;
-    Ok(rows::load(&rows, rows::watch_record, rows::skipped("consumer_watch")).0)
+    Ok(rows::load(&rows, decode::watch_record, |row, problem| {
+        decode::skipped("consumer_watch", row, problem)
+    })
+    .0)
 }
 
 /// Records each change whose stored state is still its `from`, with its
@@ -115,11 +119,9 @@ pub(super) async fn history(
         )
         .await
         .map_err(failed("reading the alert history"))?;
-    Ok(rows::load(
-        &rows,
-        rows::watch_transition,
-        rows::skipped("consumer_watch_history"),
-    )
+    Ok(rows::load(&rows, decode::watch_transition, |row, problem| {
+        decode::skipped("consumer_watch_history", row, problem)
+    })
     .0)
 }
 
@@ -174,7 +176,10 @@ pub(super) async fn claim(
         )
         .await
         .map_err(failed("claiming webhook deliveries"))?;
-    let mut due = rows::load(&rows, rows::delivery, rows::skipped("events")).0;
+    let mut due = rows::load(&rows, decode::delivery, |row, problem| {
+        decode::skipped("events", row, problem)
+    })
+    .0;
     due.sort_by_key(|delivery| delivery.event_id);
     Ok(due)
 }

@@ -4,6 +4,7 @@
 use rusqlite::{Connection, params};
 
 use super::rows::{self, failed, rfc3339};
+use crate::store::decode;
 use crate::store::{AuditEvent, AuditQuery, AuditRecord, StoreError};
 
 /// Appends `event`; called inside the transaction of the change it records.
@@ -34,8 +35,8 @@ pub(super) fn page(conn: &Connection, query: AuditQuery) -> Result<Vec<AuditReco
         "SELECT id, at, actor, actor_token, source_address, action, target, detail
          FROM admin_audit WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
         params![query.before, query.limit],
-        rows::audit_record,
-        rows::skipped("admin_audit"),
+        |row| decode::audit_record(row),
+        |row, problem| decode::skipped("admin_audit", row, problem),
     )?;
     Ok(records)
 }

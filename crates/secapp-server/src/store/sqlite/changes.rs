@@ -1,20 +1,20 @@
 //! The change log: recording publishes, deciding the head inside the
 //! transaction from what the database holds, and reading the history.
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Savepoint, Transaction, params};
 use secapp_domain::{AppName, ChangeId, Head, Ledger, Outcome, Version};
 
-use super::idempotency::{self, Claim};
-use super::outbox;
-use super::rows::{self, Fields, failed, rfc3339, version_to_sql};
+use super::rows::{self, Fields, failed, rfc3339};
+use super::{idempotency, outbox};
+use crate::store::decode::{self, NewestHead, version_to_sql};
+use crate::store::publish::{self, KeyClaim, PublishUnit};
 use crate::store::{
-    HistoryEntry, HistoryQuery, NewChange, NewEvent, Published, Recorded, StoreError, UnreadableRow,
+    HistoryEntry, HistoryQuery, Idempotency, NewChange, NewEvent, Published, StoreError,
+    UnreadableRow,
 };
 
 /// The head and the latest head version given, as the database holds them
-/// now. When the newest head row cannot be read, the newest one that can
-/// stands in for it (reported with the rows skipped), and the version still
-/// counts from the newest, so no version is given twice.
+/// now (`decode::NewestHead` says what stands in for an unreadable head).
 pub(super) fn head(
     conn: &Connection,
 ) -> Result<(Option<Head>, Version, Vec<UnreadableRow>), StoreError> {
@@ -27,30 +27,13 @@ pub(super) fn head(
         )
         .map_err(&reading)?;
     let mut found = statement.query([]).map_err(&reading)?;
-    let mut latest = Version(0);
-    let mut unreadable = Vec::new();
+    let mut newest = NewestHead::default();
     while let Some(row) = found.next().map_err(&reading)? {
-        let fields = Fields(row);
-        match rows::head_row(&fields) {
-            Ok(head) => {
-                latest = latest.max(head.version);
-                return Ok((Some(head), latest, unreadable));
-            }
-            Err(problem) => {
-                if let Ok(Some(raw)) = fields.integer(3, "head_version")
-                    && let Ok(version) = rows::version(raw, "head_version")
-                {
-                    latest = latest.max(version);
-                }
-                unreadable.push(UnreadableRow {
-                    table: "changes",
-                    key: fields.shown(0).unwrap_or_default(),
-                    problem,
-                });
-            }
+        if newest.offer(&Fields(row)) {
+            break;
         }
     }
-    Ok((None, latest, unreadable))
+    Ok(newest.finish())
 }
 
 /// The ordering state as the database holds it inside `tx`: whatever
@@ -60,62 +43,88 @@ pub(super) fn ledger(tx: &Transaction<'_>) -> Result<Ledger, StoreError> {
     Ok(Ledger::resume(head, latest))
 }
 
-/// Records one publish inside `tx`, moving `ledger` on when it becomes the
-/// head. Its writes are in a savepoint, so a publish that fails (or finds
-/// its idempotency key taken) leaves nothing behind and the others in the
-/// batch go on.
+/// Records one publish inside `tx` (`store::publish`), moving `ledger` on
+/// when it becomes the head. Its writes are in a savepoint, so a publish
+/// that fails (or finds its idempotency key taken) leaves nothing behind
+/// and the others in the batch go on.
 pub(super) fn publish(
     tx: &mut Transaction<'_>,
     ledger: &mut Ledger,
     change: &NewChange,
 ) -> Result<Published, StoreError> {
-    let recording = failed("recording a change");
-    let savepoint = tx.savepoint().map_err(&recording)?;
-    if let Some(idempotency) = &change.idempotency {
-        idempotency::forget_expired(&savepoint, &change.published_by, idempotency)?;
+    let savepoint = tx.savepoint().map_err(failed("recording a change"))?;
+    publish::run_to_completion(publish::publish(Unit(savepoint), ledger, change))
+}
+
+/// One publish's savepoint.
+struct Unit<'c>(Savepoint<'c>);
+
+impl PublishUnit for Unit<'_> {
+    async fn forget_expired_key(
+        &mut self,
+        app: &AppName,
+        idempotency: &Idempotency,
+    ) -> Result<(), StoreError> {
+        idempotency::forget_expired(&self.0, app, idempotency)
     }
-    let outcome = ledger.classify(&change.changed_at);
-    let version = ledger.version().next();
-    let head_version = (outcome == Outcome::Head).then(|| version_to_sql(version));
-    let id: i64 = savepoint
-        .prepare_cached(
-            "INSERT INTO changes (level, changed_at, published_by, received_at, outcome, head_version,
-                                  source_address, token_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
-        )
-        .map_err(&recording)?
-        .query_row(
-            params![
-                change.level.get(),
-                change.changed_at.to_string(),
-                change.published_by.as_str(),
-                rfc3339(change.received_at),
-                outcome.as_str(),
-                head_version,
-                change.source,
-                change.token_id,
-            ],
-            |row| row.get(0),
-        )
-        .map_err(&recording)?;
-    if let Some(idempotency) = &change.idempotency {
-        // Insert-first: the key is claimed by this insert or found taken,
-        // never read first and then written, so two writers racing on one
-        // key record one change between them.
-        match idempotency::claim(&savepoint, change, idempotency, id)? {
-            Claim::Claimed => {}
-            Claim::Taken(earlier) => {
-                // Dropping the savepoint rolls the change back.
-                drop(savepoint);
-                return Ok(earlier);
-            }
-        }
+
+    async fn insert_change(
+        &mut self,
+        change: &NewChange,
+        outcome: Outcome,
+        head_version: Option<Version>,
+    ) -> Result<ChangeId, StoreError> {
+        let recording = failed("recording a change");
+        self.0
+            .prepare_cached(
+                "INSERT INTO changes (level, changed_at, published_by, received_at, outcome,
+                                      head_version, source_address, token_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            )
+            .map_err(&recording)?
+            .query_row(
+                params![
+                    change.level.get(),
+                    change.changed_at.to_string(),
+                    change.published_by.as_str(),
+                    rfc3339(change.received_at),
+                    outcome.as_str(),
+                    head_version.map(version_to_sql),
+                    change.source,
+                    change.token_id,
+                ],
+                |row| row.get(0),
+            )
+            .map(ChangeId)
+            .map_err(&recording)
     }
-    if let Some(event) = NewEvent::for_publish(change, ChangeId(id), outcome, ledger) {
-        outbox::insert(&savepoint, &event)?;
+
+    async fn claim_key(
+        &mut self,
+        change: &NewChange,
+        idempotency: &Idempotency,
+        id: ChangeId,
+    ) -> Result<KeyClaim, StoreError> {
+        idempotency::claim(&self.0, change, idempotency, id)
     }
-    savepoint.commit().map_err(&recording)?;
-    Recorded::after_commit(ledger, change, ChangeId(id), outcome).map(Published::New)
+
+    async fn announce_head(&mut self) -> Result<(), StoreError> {
+        // The data dir is locked to one process: nobody else to tell.
+        Ok(())
+    }
+
+    async fn insert_event(&mut self, event: &NewEvent) -> Result<(), StoreError> {
+        outbox::insert(&self.0, event)
+    }
+
+    async fn keep(self) -> Result<(), StoreError> {
+        self.0.commit().map_err(failed("recording a change"))
+    }
+
+    async fn discard(self) -> Result<(), StoreError> {
+        // Dropping a savepoint rolls it back.
+        Ok(())
+    }
 }
 
 /// One page of the history, newest first; unreadable rows left out.
@@ -142,8 +151,8 @@ pub(super) fn history(
             query.until.map(rfc3339),
             query.limit,
         ],
-        rows::history_entry,
-        rows::skipped("changes"),
+        |row| decode::history_entry(row),
+        |row, problem| decode::skipped("changes", row, problem),
     )?;
     Ok(entries)
 }

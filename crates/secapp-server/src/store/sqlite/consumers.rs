@@ -4,7 +4,9 @@
 
 use rusqlite::{Connection, params};
 
-use super::rows::{self, StoredSighting, failed, rfc3339, version_to_sql};
+use super::rows::{self, StoredSighting, failed, rfc3339};
+use crate::store::decode;
+use crate::store::decode::version_to_sql;
 use crate::store::{ConsumerRecord, StoreError, UnreadableRow};
 
 /// Every consumer record that can be read, and those that cannot.
@@ -18,8 +20,8 @@ pub(super) fn load(
                 acked_id, acked_at, acked_mode, acked_long_poll
          FROM consumers",
         [],
-        rows::consumer,
-        rows::unreadable_row("consumers"),
+        |row| decode::consumer(row),
+        |row, problem| decode::unreadable_row("consumers", row, problem),
     )
 }
 

@@ -5,15 +5,8 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use secapp_domain::{AppName, ChangeId};
 
 use super::rows::{failed, rfc3339};
-use crate::store::{Idempotency, NewChange, Published, StoreError};
-
-/// What claiming a key found.
-pub(super) enum Claim {
-    /// The key is now this change's.
-    Claimed,
-    /// An earlier publish holds it: this is its replay, or a refusal.
-    Taken(Published),
-}
+use crate::store::publish::KeyClaim;
+use crate::store::{Idempotency, NewChange, StoreError};
 
 /// Deletes `app`'s use of the key when it is older than the window: an
 /// expired use decides nothing and must not block a new claim.
@@ -42,8 +35,8 @@ pub(super) fn claim(
     conn: &Connection,
     change: &NewChange,
     idempotency: &Idempotency,
-    id: i64,
-) -> Result<Claim, StoreError> {
+    id: ChangeId,
+) -> Result<KeyClaim, StoreError> {
     let claiming = failed("claiming an idempotency key");
     let app = change.published_by.as_str();
     let inserted = conn
@@ -57,12 +50,12 @@ pub(super) fn claim(
             app,
             idempotency.key,
             idempotency.request,
-            id,
+            id.0,
             rfc3339(change.received_at),
         ])
         .map_err(&claiming)?;
     if inserted == 1 {
-        return Ok(Claim::Claimed);
+        return Ok(KeyClaim::Claimed);
     }
     let earlier: Option<(i64, String)> = conn
         .prepare_cached(
@@ -74,14 +67,12 @@ pub(super) fn claim(
         })
         .optional()
         .map_err(&claiming)?;
-    let (id, request) = earlier.ok_or_else(|| {
-        StoreError::conflict("an idempotency key was taken and released while being claimed")
-    })?;
-    Ok(Claim::Taken(if request == idempotency.request {
-        Published::Replayed { id: ChangeId(id) }
-    } else {
-        Published::KeyReused
-    }))
+    Ok(
+        earlier.map_or(KeyClaim::Vanished, |(id, request)| KeyClaim::Held {
+            id: ChangeId(id),
+            request,
+        }),
+    )
 }
 
 /// Deletes every key recorded before `before`.

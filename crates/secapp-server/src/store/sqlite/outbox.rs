@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::rows::{self, failed, rfc3339};
+use crate::store::decode::{self, Columns as _};
 use crate::store::{Delivery, DeliveryOutcome, NewEvent, StoreError};
 
 /// Writes `event` and one pending delivery per webhook, inside `tx`.
@@ -58,7 +59,7 @@ pub(super) fn claim(
          WHERE d.webhook = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2
          ORDER BY d.event_id LIMIT ?3",
         params![webhook, rfc3339(now), limit],
-        rows::delivery,
+        |row| decode::delivery(row),
         |fields, problem| {
             tracing::error!(event = ?fields.shown(0), %problem, "an event cannot be read; it stays in the outbox");
         },

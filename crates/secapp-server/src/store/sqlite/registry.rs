@@ -6,6 +6,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::audit;
 use super::rows::{self, failed, rfc3339};
+use crate::store::decode;
 use crate::store::{
     AccessChange, AdminGuard, AppRecord, AuditEvent, Changed, StoreError, TokenRecord,
     UnreadableRow, UnreadableToken,
@@ -21,8 +22,8 @@ pub(super) fn load_apps(
                 stale_after_ms
          FROM apps ORDER BY name",
         [],
-        rows::app,
-        rows::unreadable_row("apps"),
+        |row| decode::app(row),
+        |row, problem| decode::unreadable_row("apps", row, problem),
     )
 }
 
@@ -35,17 +36,8 @@ pub(super) fn load_tokens(
         "SELECT id, app_name, hash, label, created_at, expires_at, revoked_at, last_used_at
          FROM tokens ORDER BY created_at, id",
         [],
-        rows::token,
-        |fields, problem| UnreadableToken {
-            id: fields.shown(0).unwrap_or_default(),
-            app: fields.shown(1).unwrap_or_default(),
-            label: fields.shown(3),
-            created_at: fields.shown(4).unwrap_or_default(),
-            expires_at: fields.shown(5),
-            revoked_at: fields.shown(6),
-            last_used_at: fields.shown(7),
-            problem,
-        },
+        |row| decode::token(row),
+        |row, problem| decode::unreadable_token(row, problem),
     )
 }
 
@@ -101,7 +93,7 @@ fn apply(conn: &Connection, change: &AccessChange) -> Result<(), rusqlite::Error
                 rfc3339(app.created_at),
                 rfc3339(app.updated_at),
                 app.disabled_at.map(rfc3339),
-                app.stale_after.map(rows::duration_to_ms),
+                app.stale_after.map(decode::duration_to_ms),
             ],
         )?,
         AccessChange::UpdateApp(app) => conn.execute(
@@ -115,7 +107,7 @@ fn apply(conn: &Connection, change: &AccessChange) -> Result<(), rusqlite::Error
                 app.owner,
                 rfc3339(app.updated_at),
                 app.disabled_at.map(rfc3339),
-                app.stale_after.map(rows::duration_to_ms),
+                app.stale_after.map(decode::duration_to_ms),
             ],
         )?,
         AccessChange::IssueToken(token) => conn.execute(

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::outbox;
 use super::rows::{self, failed, rfc3339};
+use crate::store::decode;
 use crate::store::{StoreError, WatchChange, WatchRecord, WatchTransition};
 
 /// Moves sightings forward, then reads every record, in one transaction.
@@ -42,8 +43,8 @@ pub(super) fn watch(
         &tx,
         "SELECT app, last_seen, state, since FROM consumer_watch ORDER BY app",
         [],
-        rows::watch_record,
-        rows::unreadable_row("consumer_watch"),
+        |row| decode::watch_record(row),
+        |row, problem| decode::unreadable_row("consumer_watch", row, problem),
     )?;
     tx.commit().map_err(&watching)?;
     for row in unreadable {
@@ -126,8 +127,8 @@ pub(super) fn history(
         "SELECT id, app, from_state, to_state, at, last_seen FROM consumer_watch_history
          WHERE (?1 IS NULL OR app = ?1) ORDER BY id DESC LIMIT ?2",
         params![app.map(AppName::as_str), limit],
-        rows::watch_transition,
-        rows::skipped("consumer_watch_history"),
+        |row| decode::watch_transition(row),
+        |row, problem| decode::skipped("consumer_watch_history", row, problem),
     )?;
     Ok(entries)
 }
