@@ -513,7 +513,9 @@ mod tests {
         let database = crate::store::conformance::TempPostgres::new();
         let url: crate::store::DatabaseUrl = database.url().await.parse().unwrap();
         let open = async || {
-            let store = crate::store::connect(&url).await.unwrap();
+            let store = crate::store::connect(&url, crate::store::Timings::default())
+                .await
+                .unwrap();
             let snapshot = store.snapshot().await.unwrap();
             Hub::new(store, snapshot)
         };

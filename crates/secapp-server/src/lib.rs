@@ -171,10 +171,7 @@ impl Server {
         };
         let shared_token = shared_token(&config, data_dir.path())?;
         let metrics = metrics::Metrics::new(config.metrics_max_shared_apps);
-        let store: Arc<dyn Store> = Arc::new(metrics::TimedStore::new(
-            store::connect(&config.database()).await?,
-            metrics.store_timer(),
-        ));
+        let store = store::connect(&config.database(), metrics.store_timings()).await?;
         let mut snapshot = store.snapshot().await?;
         let unreadable = std::mem::take(&mut snapshot.unreadable);
         let unreadable_tokens = std::mem::take(&mut snapshot.unreadable_tokens);

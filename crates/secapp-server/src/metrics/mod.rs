@@ -12,13 +12,10 @@
 //! [`crate::sightings`]'s, shared with the consumer watch.
 //!
 //! - `http.rs`: the layer that counts and times every request by route.
-//! - `store.rs`: a store wrapper that times every store operation.
 
 mod http;
-mod store;
 
 pub use http::{MetricsLayer, route_of};
-pub use store::TimedStore;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -260,22 +257,16 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// What [`TimedStore`] records store operations with.
+    /// Where a store reports the time of each operation
+    /// (`secapp_store_operation_duration_seconds{operation}`).
     #[must_use]
-    pub fn store_timer(&self) -> StoreTimer {
-        StoreTimer(self.store_duration.clone())
-    }
-}
-
-/// Records how long store operations take.
-#[derive(Clone)]
-pub struct StoreTimer(Family<OperationLabel, Histogram>);
-
-impl StoreTimer {
-    fn record(&self, operation: &'static str, took: Duration) {
-        self.0
-            .get_or_create(&OperationLabel { operation })
-            .observe(took.as_secs_f64());
+    pub fn store_timings(&self) -> crate::store::Timings {
+        let durations = self.store_duration.clone();
+        crate::store::Timings::to(move |operation, took| {
+            durations
+                .get_or_create(&OperationLabel { operation })
+                .observe(took.as_secs_f64());
+        })
     }
 }
 

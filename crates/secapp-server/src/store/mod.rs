@@ -42,10 +42,12 @@ mod records;
 #[cfg(test)]
 pub mod round_trip;
 pub mod sqlite;
+mod timings;
 
 pub use alerts::*;
 pub use error::{Cause, StoreError};
 pub use records::*;
+pub use timings::Timings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -291,22 +293,25 @@ impl<'de> serde::Deserialize<'de> for DatabaseUrl {
 }
 
 /// Opens the store `url` names, applying pending migrations: what the
-/// server and the offline command line both call.
+/// server and the offline command line both call. Each operation's time is
+/// reported to `timings`.
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be opened, migrated or read.
-pub async fn connect(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn connect(url: &DatabaseUrl, timings: Timings) -> Result<Arc<dyn Store>, StoreError> {
     match url {
         DatabaseUrl::Sqlite(path) => {
             let path = path.clone();
-            let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path))
-                .await
-                .map_err(|e| {
-                    StoreError::unavailable(format!("opening the store panicked: {e}"))
-                })??;
+            let store = tokio::task::spawn_blocking(move || {
+                sqlite::SqliteStore::open_timed(&path, timings)
+            })
+            .await
+            .map_err(|e| StoreError::unavailable(format!("opening the store panicked: {e}")))??;
             Ok(Arc::new(store))
         }
-        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(
+            postgres::PostgresStore::open_timed(url, timings).await?,
+        )),
     }
 }
 

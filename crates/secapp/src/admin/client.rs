@@ -55,7 +55,7 @@ impl Admin {
             .database_url
             .clone()
             .unwrap_or_else(|| DatabaseUrl::sqlite_in(data_dir.path()));
-        let store = store::connect(&url)
+        let store = store::connect(&url, store::Timings::default())
             .await
             .map_err(|e| CliError(format!("cannot open the database {url}: {e}")))?;
         let snapshot = store

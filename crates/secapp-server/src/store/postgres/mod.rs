@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secapp_domain::AppName;
 
+use super::Timings;
 use super::{
     AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
     ConsumerWatch, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery, NewChange,
@@ -51,6 +52,8 @@ pub struct PostgresStore {
     stop: tokio_util::sync::CancellationToken,
     /// The session holding (or trying for) the once-only duties' lock.
     leader: leader::Leader,
+    /// Where each operation's time is reported.
+    timings: Timings,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -67,6 +70,14 @@ impl PostgresStore {
     /// [`StoreError`] when the URL cannot be used, the database cannot be
     /// reached or migrated.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_timed(url, Timings::default()).await
+    }
+
+    /// [`open`](Self::open), reporting the time of each operation to `timings`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_timed(url: &str, timings: Timings) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::corrupt(format!("the database URL cannot be used: {e}")))?;
@@ -95,6 +106,7 @@ impl PostgresStore {
             notices,
             stop: tokio_util::sync::CancellationToken::new(),
             leader: leader::Leader::new(config.clone()),
+            timings,
         };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
@@ -123,27 +135,39 @@ macro_rules! in_transaction {
 #[async_trait]
 impl ChangeLog for PostgresStore {
     async fn publish(&self, change: NewChange) -> Result<Published, StoreError> {
-        in_transaction!(self, "recording a change", |tx| changes::publish(
-            tx, &change
-        )
-        .await)
+        self.timings
+            .timed("publish", async {
+                in_transaction!(self, "recording a change", |tx| changes::publish(
+                    tx, &change
+                )
+                .await)
+            })
+            .await
     }
 
     async fn history(&self, query: HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
-        changes::history(&self.client().await?, &query).await
+        self.timings
+            .timed("history", async {
+                changes::history(&self.client().await?, &query).await
+            })
+            .await
     }
 }
 
 #[async_trait]
 impl Deliveries for PostgresStore {
     async fn save_consumers(&self, consumers: Vec<ConsumerRecord>) -> Result<(), StoreError> {
-        if consumers.is_empty() {
-            return Ok(());
-        }
-        in_transaction!(self, "saving consumer records", |tx| consumers::save(
-            tx, &consumers
-        )
-        .await)
+        self.timings
+            .timed("save_consumers", async {
+                if consumers.is_empty() {
+                    return Ok(());
+                }
+                in_transaction!(self, "saving consumer records", |tx| consumers::save(
+                    tx, &consumers
+                )
+                .await)
+            })
+            .await
     }
 
     async fn claim_told(
@@ -152,8 +176,12 @@ impl Deliveries for PostgresStore {
         version: secapp_domain::Version,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let version = super::decode::version_to_sql(version);
-        consumers::claim_told(&self.client().await?, app, version, at).await
+        self.timings
+            .timed("claim_told", async {
+                let version = super::decode::version_to_sql(version);
+                consumers::claim_told(&self.client().await?, app, version, at).await
+            })
+            .await
     }
 }
 
@@ -165,25 +193,37 @@ impl Registry for PostgresStore {
         audit: AuditEvent,
         guard: super::AdminGuard,
     ) -> Result<super::Changed, StoreError> {
-        in_transaction!(self, "changing applications or tokens", |tx| {
-            registry::change(tx, &change, &audit, guard).await
-        })
+        self.timings
+            .timed("change_access", async {
+                in_transaction!(self, "changing applications or tokens", |tx| {
+                    registry::change(tx, &change, &audit, guard).await
+                })
+            })
+            .await
     }
 
     async fn save_token_usage(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError> {
-        if used.is_empty() {
-            return Ok(());
-        }
-        in_transaction!(self, "saving token last-used times", |tx| {
-            registry::save_usage(tx, &used).await
-        })
+        self.timings
+            .timed("save_token_usage", async {
+                if used.is_empty() {
+                    return Ok(());
+                }
+                in_transaction!(self, "saving token last-used times", |tx| {
+                    registry::save_usage(tx, &used).await
+                })
+            })
+            .await
     }
 }
 
 #[async_trait]
 impl AuditLog for PostgresStore {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        registry::audit(&self.client().await?, &query).await
+        self.timings
+            .timed("audit", async {
+                registry::audit(&self.client().await?, &query).await
+            })
+            .await
     }
 }
 
@@ -193,20 +233,28 @@ impl ConsumerWatch for PostgresStore {
         &self,
         sightings: Vec<(AppName, DateTime<Utc>)>,
     ) -> Result<Vec<WatchRecord>, StoreError> {
-        in_transaction!(self, "reading the consumer watch", |tx| watch::watch(
-            tx, &sightings
-        )
-        .await)
+        self.timings
+            .timed("watch", async {
+                in_transaction!(self, "reading the consumer watch", |tx| watch::watch(
+                    tx, &sightings
+                )
+                .await)
+            })
+            .await
     }
 
     async fn change_watch(&self, changes: Vec<WatchChange>) -> Result<Vec<bool>, StoreError> {
-        if changes.is_empty() {
-            return Ok(Vec::new());
-        }
-        in_transaction!(self, "changing alert states", |tx| watch::change(
-            tx, &changes
-        )
-        .await)
+        self.timings
+            .timed("change_watch", async {
+                if changes.is_empty() {
+                    return Ok(Vec::new());
+                }
+                in_transaction!(self, "changing alert states", |tx| watch::change(
+                    tx, &changes
+                )
+                .await)
+            })
+            .await
     }
 
     async fn watch_history(
@@ -214,7 +262,11 @@ impl ConsumerWatch for PostgresStore {
         app: Option<AppName>,
         limit: u32,
     ) -> Result<Vec<WatchTransition>, StoreError> {
-        watch::history(&self.client().await?, app.as_ref(), limit).await
+        self.timings
+            .timed("watch_history", async {
+                watch::history(&self.client().await?, app.as_ref(), limit).await
+            })
+            .await
     }
 }
 
@@ -227,7 +279,11 @@ impl Outbox for PostgresStore {
         hold_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        watch::claim(&self.client().await?, webhook, now, hold_until, limit).await
+        self.timings
+            .timed("claim_deliveries", async {
+                watch::claim(&self.client().await?, webhook, now, hold_until, limit).await
+            })
+            .await
     }
 
     async fn finish_delivery(
@@ -236,55 +292,73 @@ impl Outbox for PostgresStore {
         outcome: DeliveryOutcome,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        watch::finish(&self.client().await?, delivery, &outcome, at).await
+        self.timings
+            .timed("finish_delivery", async {
+                watch::finish(&self.client().await?, delivery, &outcome, at).await
+            })
+            .await
     }
 }
 
 #[async_trait]
 impl Store for PostgresStore {
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        in_transaction!(self, "reading a snapshot", |tx| {
-            // One consistent view of every table.
-            tx.execute(
-                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                &[],
-            )
-            .await
-            .map_err(failed("reading a snapshot"))?;
-            let (head, _, mut unreadable) = changes::head(&tx).await?;
-            let (consumers, unreadable_consumers) = consumers::load(&tx).await?;
-            let (apps, unreadable_apps) = registry::load_apps(&tx).await?;
-            let (tokens, unreadable_tokens) = registry::load_tokens(&tx).await?;
-            tx.commit().await.map_err(failed("reading a snapshot"))?;
-            unreadable.extend(unreadable_consumers);
-            unreadable.extend(unreadable_apps);
-            Ok(Snapshot {
-                head,
-                consumers,
-                apps,
-                tokens,
-                unreadable_tokens,
-                unreadable,
+        self.timings
+            .timed("snapshot", async {
+                in_transaction!(self, "reading a snapshot", |tx| {
+                    // One consistent view of every table.
+                    tx.execute(
+                        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                        &[],
+                    )
+                    .await
+                    .map_err(failed("reading a snapshot"))?;
+                    let (head, _, mut unreadable) = changes::head(&tx).await?;
+                    let (consumers, unreadable_consumers) = consumers::load(&tx).await?;
+                    let (apps, unreadable_apps) = registry::load_apps(&tx).await?;
+                    let (tokens, unreadable_tokens) = registry::load_tokens(&tx).await?;
+                    tx.commit().await.map_err(failed("reading a snapshot"))?;
+                    unreadable.extend(unreadable_consumers);
+                    unreadable.extend(unreadable_apps);
+                    Ok(Snapshot {
+                        head,
+                        consumers,
+                        apps,
+                        tokens,
+                        unreadable_tokens,
+                        unreadable,
+                    })
+                })
             })
-        })
+            .await
     }
 
     async fn head(&self) -> Result<Option<secapp_domain::Head>, StoreError> {
-        Ok(changes::head(&self.client().await?).await?.0)
+        self.timings
+            .timed("head", async {
+                Ok(changes::head(&self.client().await?).await?.0)
+            })
+            .await
     }
 
     async fn registry_revision(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .client()
-            .await?
-            .query_one("SELECT coalesce(max(id), 0) FROM admin_audit", &[])
+        self.timings
+            .timed("registry_revision", async {
+                Ok(self
+                    .client()
+                    .await?
+                    .query_one("SELECT coalesce(max(id), 0) FROM admin_audit", &[])
+                    .await
+                    .map_err(failed("reading the registry revision"))?
+                    .get(0))
+            })
             .await
-            .map_err(failed("reading the registry revision"))?
-            .get(0))
     }
 
     async fn lead(&self) -> Result<bool, StoreError> {
-        self.leader.lead().await
+        self.timings
+            .timed("lead", async { self.leader.lead().await })
+            .await
     }
 
     fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<super::Notice>> {
@@ -292,10 +366,14 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        if self.pool.is_closed() {
-            return Err(StoreError::Closed);
-        }
-        self.leader.ping().await
+        self.timings
+            .timed("ping", async {
+                if self.pool.is_closed() {
+                    return Err(StoreError::Closed);
+                }
+                self.leader.ping().await
+            })
+            .await
     }
 
     async fn close(&self) -> Result<(), StoreError> {

@@ -35,6 +35,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::Timings;
 use super::{
     AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
     ConsumerWatch, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery, NewChange,
@@ -42,7 +43,7 @@ use super::{
     WatchTransition,
 };
 use secapp_domain::{AppName, Head};
-use worker::{Claim, Command, Reply, Worker};
+use worker::{Command, Reply, Worker};
 
 /// File name of the database inside the data dir, by default.
 pub const DATABASE_FILE: &str = "secapp.db";
@@ -57,6 +58,8 @@ pub struct SqliteStore {
     /// std `Mutex` because it is touched once, never across an `.await`.
     worker: Mutex<Option<JoinHandle<()>>>,
     path: PathBuf,
+    /// Where each operation's time is reported.
+    timings: Timings,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -75,6 +78,14 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError`] when the file cannot be opened, migrated or read.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_timed(path, Timings::default())
+    }
+
+    /// [`open`](Self::open), reporting the time of each operation to `timings`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be opened, migrated or read.
+    pub fn open_timed(path: &Path, timings: Timings) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path).map_err(rows::failed("opening the database"))?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
@@ -92,27 +103,55 @@ impl SqliteStore {
             queue,
             worker: Mutex::new(Some(worker)),
             path: path.to_owned(),
+            timings,
         })
     }
 
-    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(command(reply))
+    /// Queues a batched write (`Command::Publish`, `Command::SaveConsumers`)
+    /// and waits for its answer, timed as `operation`.
+    async fn ask<T>(
+        &self,
+        operation: &'static str,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, StoreError> {
+        self.timings
+            .timed(operation, async {
+                let (reply, answer) = oneshot::channel();
+                self.queue
+                    .send(command(reply))
+                    .await
+                    .map_err(|_| StoreError::Closed)?;
+                answer.await.map_err(|_| StoreError::Closed)?
+            })
             .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `work` on the connection, on the worker thread, timed as
+    /// `operation`.
+    async fn run<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.ask(operation, |reply| {
+            Command::Run(Box::new(move |conn| {
+                let _ = reply.send(work(conn));
+            }))
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl ChangeLog for SqliteStore {
     async fn publish(&self, change: NewChange) -> Result<Published, StoreError> {
-        self.ask(|reply| Command::Publish(change, reply)).await
+        self.ask("publish", |reply| Command::Publish(change, reply))
+            .await
     }
 
     async fn history(&self, query: HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.ask(|reply| Command::History(query, reply)).await
+        self.run("history", move |conn| changes::history(conn, &query))
+            .await
     }
 }
 
@@ -122,8 +161,10 @@ impl Deliveries for SqliteStore {
         if consumers.is_empty() {
             return Ok(());
         }
-        self.ask(|reply| Command::SaveConsumers(consumers, reply))
-            .await
+        self.ask("save_consumers", |reply| {
+            Command::SaveConsumers(consumers, reply)
+        })
+        .await
     }
 
     async fn claim_told(
@@ -132,10 +173,12 @@ impl Deliveries for SqliteStore {
         version: secapp_domain::Version,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let version = i64::try_from(version.0).unwrap_or(i64::MAX);
+        let version = super::decode::version_to_sql(version);
         let app = app.clone();
-        self.ask(|reply| Command::ClaimTold(app, version, at, reply))
-            .await
+        self.run("claim_told", move |conn| {
+            consumers::claim_told(conn, &app, version, at)
+        })
+        .await
     }
 }
 
@@ -147,22 +190,28 @@ impl Registry for SqliteStore {
         audit: AuditEvent,
         guard: super::AdminGuard,
     ) -> Result<super::Changed, StoreError> {
-        self.ask(|reply| Command::ChangeAccess(change, audit, guard, reply))
-            .await
+        self.run("change_access", move |conn| {
+            registry::change(conn, &change, &audit, guard)
+        })
+        .await
     }
 
     async fn save_token_usage(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError> {
         if used.is_empty() {
             return Ok(());
         }
-        self.ask(|reply| Command::SaveTokenUsage(used, reply)).await
+        self.run("save_token_usage", move |conn| {
+            registry::save_usage(conn, &used)
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl AuditLog for SqliteStore {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        self.ask(|reply| Command::Audit(query, reply)).await
+        self.run("audit", move |conn| audit::page(conn, query))
+            .await
     }
 }
 
@@ -172,14 +221,16 @@ impl ConsumerWatch for SqliteStore {
         &self,
         sightings: Vec<(AppName, DateTime<Utc>)>,
     ) -> Result<Vec<WatchRecord>, StoreError> {
-        self.ask(|reply| Command::Watch(sightings, reply)).await
+        self.run("watch", move |conn| watch::watch(conn, &sightings))
+            .await
     }
 
     async fn change_watch(&self, changes: Vec<WatchChange>) -> Result<Vec<bool>, StoreError> {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        self.ask(|reply| Command::ChangeWatch(changes, reply)).await
+        self.run("change_watch", move |conn| watch::change(conn, &changes))
+            .await
     }
 
     async fn watch_history(
@@ -187,8 +238,10 @@ impl ConsumerWatch for SqliteStore {
         app: Option<AppName>,
         limit: u32,
     ) -> Result<Vec<WatchTransition>, StoreError> {
-        self.ask(|reply| Command::WatchHistory(app, limit, reply))
-            .await
+        self.run("watch_history", move |conn| {
+            watch::history(conn, app.as_ref(), limit)
+        })
+        .await
     }
 }
 
@@ -201,14 +254,11 @@ impl Outbox for SqliteStore {
         hold_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let claim = Claim {
-            webhook: webhook.to_owned(),
-            now,
-            hold_until,
-            limit,
-        };
-        self.ask(|reply| Command::ClaimDeliveries(claim, reply))
-            .await
+        let webhook = webhook.to_owned();
+        self.run("claim_deliveries", move |conn| {
+            outbox::claim(conn, &webhook, now, hold_until, limit)
+        })
+        .await
     }
 
     async fn finish_delivery(
@@ -217,24 +267,28 @@ impl Outbox for SqliteStore {
         outcome: DeliveryOutcome,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let finished = Box::new((delivery.clone(), outcome));
-        self.ask(|reply| Command::FinishDelivery(finished, at, reply))
-            .await
+        let delivery = delivery.clone();
+        self.run("finish_delivery", move |conn| {
+            outbox::finish(conn, &delivery, &outcome, at)
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        self.ask(Command::Snapshot).await
+        self.run("snapshot", worker::snapshot).await
     }
 
     async fn head(&self) -> Result<Option<Head>, StoreError> {
-        self.ask(Command::Head).await
+        self.run("head", |conn| changes::head(conn).map(|(head, _, _)| head))
+            .await
     }
 
     async fn registry_revision(&self) -> Result<i64, StoreError> {
-        self.ask(Command::RegistryRevision).await
+        self.run("registry_revision", |conn| audit::revision(conn))
+            .await
     }
 
     async fn lead(&self) -> Result<bool, StoreError> {
@@ -247,11 +301,11 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.ask(Command::Ping).await
+        self.run("ping", |conn| worker::ping(conn)).await
     }
 
     async fn close(&self) -> Result<(), StoreError> {
-        let closed = self.ask(Command::Close).await;
+        let closed = self.ask("close", Command::Close).await;
         let worker = self.worker.lock().map_err(|_| StoreError::Closed)?.take();
         if let Some(worker) = worker {
             // The worker has answered Close and is returning; joining only

@@ -10,13 +10,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::failed;
-use super::{audit, changes, consumers, idempotency, outbox, registry, watch};
-use crate::store::{
-    AccessChange, AdminGuard, AuditEvent, AuditQuery, AuditRecord, Changed, ConsumerRecord,
-    Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery, NewChange, Published, Snapshot,
-    StoreError, WatchChange, WatchRecord, WatchTransition,
-};
-use secapp_domain::{AppName, Head};
+use super::{changes, consumers, idempotency, registry};
+use crate::store::{ConsumerRecord, NewChange, Published, Snapshot, StoreError};
 
 /// The most requests handled in one transaction; bounds the latency one batch
 /// adds to the requests behind it.
@@ -27,33 +22,17 @@ const FORGET_KEYS_EVERY: Duration = Duration::from_secs(60);
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
-/// One request to the worker, with where to send the answer.
+/// Work done on the connection by itself, answering through its own reply.
+pub(super) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// One request to the worker, with where to send the answer. Publishes and
+/// consumer write-backs are batched into one transaction; anything else is
+/// a [`Job`] run as it comes.
 pub(super) enum Command {
-    Snapshot(Reply<Snapshot>),
     Publish(NewChange, Reply<Published>),
     SaveConsumers(Vec<ConsumerRecord>, Reply<()>),
-    History(HistoryQuery, Reply<Vec<HistoryEntry>>),
-    ChangeAccess(AccessChange, AuditEvent, AdminGuard, Reply<Changed>),
-    Audit(AuditQuery, Reply<Vec<AuditRecord>>),
-    SaveTokenUsage(Vec<(String, DateTime<Utc>)>, Reply<()>),
-    Watch(Vec<(AppName, DateTime<Utc>)>, Reply<Vec<WatchRecord>>),
-    ChangeWatch(Vec<WatchChange>, Reply<Vec<bool>>),
-    WatchHistory(Option<AppName>, u32, Reply<Vec<WatchTransition>>),
-    ClaimDeliveries(Claim, Reply<Vec<Delivery>>),
-    FinishDelivery(Box<(Delivery, DeliveryOutcome)>, DateTime<Utc>, Reply<()>),
-    Head(Reply<Option<Head>>),
-    ClaimTold(AppName, i64, DateTime<Utc>, Reply<bool>),
-    RegistryRevision(Reply<i64>),
-    Ping(Reply<()>),
+    Run(Job),
     Close(Reply<()>),
-}
-
-/// What a sender asks to claim.
-pub(super) struct Claim {
-    pub(super) webhook: String,
-    pub(super) now: DateTime<Utc>,
-    pub(super) hold_until: DateTime<Utc>,
-    pub(super) limit: u32,
 }
 
 /// Owns the connection; runs on its own thread. It keeps no ordering state
@@ -105,58 +84,7 @@ impl Worker {
                 Command::SaveConsumers(records, reply) => {
                     writes.consumer_saves.push((records, reply));
                 }
-                Command::Snapshot(reply) => {
-                    let _ = reply.send(self.snapshot());
-                }
-                Command::History(query, reply) => {
-                    let _ = reply.send(changes::history(&self.conn, &query));
-                }
-                // Admin writes are rare: each has its own transaction.
-                Command::ChangeAccess(change, event, guard, reply) => {
-                    let _ = reply.send(registry::change(&mut self.conn, &change, &event, guard));
-                }
-                Command::Audit(query, reply) => {
-                    let _ = reply.send(audit::page(&self.conn, query));
-                }
-                Command::SaveTokenUsage(used, reply) => {
-                    let _ = reply.send(registry::save_usage(&mut self.conn, &used));
-                }
-                // The watch and the outbox write a few rows now and then:
-                // each has its own transaction.
-                Command::Watch(sightings, reply) => {
-                    let _ = reply.send(watch::watch(&mut self.conn, &sightings));
-                }
-                Command::ChangeWatch(changes, reply) => {
-                    let _ = reply.send(watch::change(&mut self.conn, &changes));
-                }
-                Command::WatchHistory(app, limit, reply) => {
-                    let _ = reply.send(watch::history(&self.conn, app.as_ref(), limit));
-                }
-                Command::ClaimDeliveries(claim, reply) => {
-                    let _ = reply.send(outbox::claim(
-                        &mut self.conn,
-                        &claim.webhook,
-                        claim.now,
-                        claim.hold_until,
-                        claim.limit,
-                    ));
-                }
-                Command::FinishDelivery(finished, at, reply) => {
-                    let (delivery, outcome) = *finished;
-                    let _ = reply.send(outbox::finish(&self.conn, &delivery, &outcome, at));
-                }
-                Command::ClaimTold(app, version, at, reply) => {
-                    let _ = reply.send(consumers::claim_told(&self.conn, &app, version, at));
-                }
-                Command::Head(reply) => {
-                    let _ = reply.send(changes::head(&self.conn).map(|(head, _, _)| head));
-                }
-                Command::RegistryRevision(reply) => {
-                    let _ = reply.send(audit::revision(&self.conn));
-                }
-                Command::Ping(reply) => {
-                    let _ = reply.send(self.ping());
-                }
+                Command::Run(job) => job(&mut self.conn),
                 Command::Close(reply) => close = Some(reply),
             }
         }
@@ -248,37 +176,34 @@ impl Worker {
         Ok((published, saved))
     }
 
-    /// Everything a start needs, read in one transaction so it is consistent.
-    fn snapshot(&mut self) -> Result<Snapshot, StoreError> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(failed("reading a snapshot"))?;
-        let (head, _, mut unreadable) = changes::head(&tx)?;
-        let (consumers, unreadable_consumers) = consumers::load(&tx)?;
-        let (apps, unreadable_apps) = registry::load_apps(&tx)?;
-        let (tokens, unreadable_tokens) = registry::load_tokens(&tx)?;
-        unreadable.extend(unreadable_consumers);
-        unreadable.extend(unreadable_apps);
-        Ok(Snapshot {
-            head,
-            consumers,
-            apps,
-            tokens,
-            unreadable_tokens,
-            unreadable,
-        })
-    }
-
-    fn ping(&self) -> Result<(), StoreError> {
-        self.conn
-            .query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(()))
-            .map_err(failed("checking the database"))
-    }
-
     fn checkpoint(&self) -> Result<(), StoreError> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(failed("checkpointing the write-ahead log"))
     }
+}
+
+/// Everything a start needs, read in one transaction so it is consistent.
+pub(super) fn snapshot(conn: &mut Connection) -> Result<Snapshot, StoreError> {
+    let tx = conn.transaction().map_err(failed("reading a snapshot"))?;
+    let (head, _, mut unreadable) = changes::head(&tx)?;
+    let (consumers, unreadable_consumers) = consumers::load(&tx)?;
+    let (apps, unreadable_apps) = registry::load_apps(&tx)?;
+    let (tokens, unreadable_tokens) = registry::load_tokens(&tx)?;
+    unreadable.extend(unreadable_consumers);
+    unreadable.extend(unreadable_apps);
+    Ok(Snapshot {
+        head,
+        consumers,
+        apps,
+        tokens,
+        unreadable_tokens,
+        unreadable,
+    })
+}
+
+/// Answers when the database can be read.
+pub(super) fn ping(conn: &Connection) -> Result<(), StoreError> {
+    conn.query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(()))
+        .map_err(failed("checking the database"))
 }
