@@ -147,33 +147,23 @@ impl<N: Need + Send + Sync> FromRequestParts<AppState> for Authorized<N> {
     }
 }
 
-impl Principal {
-    /// Checks the caller again during a request that lasts (a stream, a
-    /// long poll): `role` must still be held, with a live token.
-    ///
-    /// # Errors
-    /// The refusal a new request would get.
-    pub fn recheck(&self, state: &AppState, role: Role) -> Result<(), ApiError> {
-        let token = self.token.as_ref().map(|token| &**token.id());
-        state
-            .access
-            .recheck(token, &self.app, role, state.clock.now())
-            .map_err(|lapsed| match lapsed {
-                Lapsed::Refused(refused) => refused.into(),
-                Lapsed::RoleRemoved(held) => ApiError::MissingRole {
-                    needed: match role {
-                        Role::Publish => &[Role::Publish],
-                        Role::Consume => &[Role::Consume],
-                        Role::Viewer => &[Role::Viewer],
-                        Role::Admin => &[Role::Admin],
-                    },
-                    app: self.app.to_string(),
-                    held,
-                },
-                Lapsed::NameRegistered => {
-                    ApiError::SharedTokenForRegisteredApp(self.app.to_string())
-                }
-            })
+/// The refusal a caller admitted earlier now gets, when a check during a
+/// request that lasts (a long poll, a stream) found `lapsed`.
+#[must_use]
+pub fn lapsed(caller: &Principal, role: Role, lapsed: Lapsed) -> ApiError {
+    match lapsed {
+        Lapsed::Refused(refused) => refused.into(),
+        Lapsed::RoleRemoved(held) => ApiError::MissingRole {
+            needed: match role {
+                Role::Publish => &[Role::Publish],
+                Role::Consume => &[Role::Consume],
+                Role::Viewer => &[Role::Viewer],
+                Role::Admin => &[Role::Admin],
+            },
+            app: caller.app.to_string(),
+            held,
+        },
+        Lapsed::NameRegistered => ApiError::SharedTokenForRegisteredApp(caller.app.to_string()),
     }
 }
 

@@ -198,12 +198,23 @@ impl Server {
                  then set shared_token = \"off\""
             );
         }
-        let hub = Arc::new(Hub::new(store.clone(), snapshot));
+        let webhooks = Arc::new(webhooks::Webhooks::new(&config.webhooks));
+        let shutdown = CancellationToken::new();
+        let hub = Arc::new(Hub::new(
+            hub::Parts {
+                store: store.clone(),
+                access: access.clone(),
+                webhooks: webhooks.clone(),
+                publishes: metrics.publish_counts(),
+                clock: clock.clone(),
+                shutdown: shutdown.clone(),
+            },
+            snapshot,
+        ));
         let streams = Arc::new(streams::StreamLimits::new(
             config.max_streams,
             config.max_streams_per_app,
         ));
-        let webhooks = Arc::new(webhooks::Webhooks::new(&config.webhooks));
         let alerts = Arc::new(alerts::Alerts::new(alerts::Parts {
             store: store.clone(),
             access: access.clone(),
@@ -239,7 +250,7 @@ impl Server {
             unreadable,
             streams,
             clock,
-            shutdown: CancellationToken::new(),
+            shutdown,
         });
         Ok(Self {
             data_dir,

@@ -102,10 +102,26 @@ impl WebhookOutcome {
     }
 }
 
+/// Publishes counted by outcome (`secapp_publishes_total`): a cheap
+/// handle, held by the hub, which counts what it records.
+#[derive(Debug, Clone, Default)]
+pub struct PublishCounts(Family<OutcomeLabel, Counter>);
+
+impl PublishCounts {
+    /// Counts a publish.
+    pub fn count(&self, outcome: PublishOutcome) {
+        self.0
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+}
+
 /// The metrics of one server.
 pub struct Metrics {
     registry: Registry,
-    publishes: Family<OutcomeLabel, Counter>,
+    publishes: PublishCounts,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabel, Histogram>,
     store_duration: Family<OperationLabel, Histogram>,
@@ -132,11 +148,11 @@ impl Metrics {
     #[must_use]
     pub fn new(max_unregistered_apps: u64) -> Self {
         let mut registry = Registry::with_prefix("secapp");
-        let publishes = Family::<OutcomeLabel, Counter>::default();
+        let publishes = PublishCounts::default();
         registry.register(
             "publishes",
             "Publishes by what they did: head, tie, older, replayed, refused",
-            publishes.clone(),
+            publishes.0.clone(),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
@@ -213,13 +229,16 @@ impl Metrics {
         text
     }
 
-    /// Counts a publish.
-    pub fn published(&self, outcome: PublishOutcome) {
-        self.publishes
-            .get_or_create(&OutcomeLabel {
-                outcome: outcome.as_str(),
-            })
-            .inc();
+    /// Counts a publish refused before it reached the hub (which counts
+    /// the rest).
+    pub fn refused_publish(&self) {
+        self.publishes.count(PublishOutcome::Refused);
+    }
+
+    /// The publish counts, for the hub.
+    #[must_use]
+    pub fn publish_counts(&self) -> PublishCounts {
+        self.publishes.clone()
     }
 
     /// Polls and sightings per application.

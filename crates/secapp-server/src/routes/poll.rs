@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use utoipa::IntoParams;
 
-use crate::auth::AsConsumer;
+use crate::auth::{self, AsConsumer};
 use crate::error::ApiError;
-use crate::hub::{ClientCursor, Compared, Look};
+use crate::hub::{ClientCursor, Compared, Look, Woken};
 use crate::routes::extract::Query;
 use crate::routes::params::{self, Tags};
 use crate::routes::wire;
@@ -155,7 +155,7 @@ pub async fn poll(
         state.hub.catch_up(held).await;
     }
     state.metrics.apps().polled(&principal, state.clock.now());
-    let _waiting = wait.map(|_| state.metrics.long_poll());
+    let _counted = wait.map(|_| state.metrics.long_poll());
     // axum answers HEAD with the GET handler; a HEAD answer has no body, so
     // it must record nothing.
     let look = if method == Method::HEAD {
@@ -167,10 +167,7 @@ pub async fn poll(
     };
     let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
     // Only a long poll subscribes: a plain poll need not touch the channels.
-    let mut changes = wait.map(|_| state.hub.watch());
-    // A long poll also wakes when applications or tokens change, to answer
-    // a caller no longer admitted with the refusal it would now get.
-    let mut access_changes = wait.map(|_| state.access.changes());
+    let mut waiting = wait.map(|_| state.hub.subscribe(&principal, Role::Consume));
     let mut now = state.clock.now();
     // The head the last look compared the client's cursor with: a 304 must
     // carry its ETag, not that of a head published since.
@@ -178,8 +175,8 @@ pub async fn poll(
     loop {
         // Mark the head seen before looking, so a change after the look
         // wakes the wait below.
-        if let Some(changes) = &mut changes {
-            changes.borrow_and_update();
+        if let Some(waiting) = &mut waiting {
+            waiting.mark_seen();
         }
         let looked = match &held {
             None => Compared {
@@ -196,19 +193,17 @@ pub async fn poll(
             return Ok(response);
         }
         seen = looked.head;
-        let (Some(deadline), Some(changes), Some(access_changes)) =
-            (deadline, &mut changes, &mut access_changes)
-        else {
+        let (Some(deadline), Some(waiting)) = (deadline, &mut waiting) else {
             break;
         };
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { break },
-            changed = access_changes.changed() => if changed.is_err() { break },
-            () = tokio::time::sleep_until(deadline) => break,
-            () = state.shutdown.cancelled() => break,
+        match tokio::time::timeout_at(deadline, waiting.changed()).await {
+            Ok(Woken::Head(_)) => {}
+            Ok(Woken::Refused(lapsed)) => {
+                return Err(auth::lapsed(&principal, Role::Consume, lapsed));
+            }
+            Ok(Woken::Ended) | Err(_) => break,
         }
         now = state.clock.now();
-        principal.recheck(&state, Role::Consume)?;
     }
     let mut response = match (&held, &seen) {
         (Some(ClientCursor::IfNoneMatch(_)), Some(head)) => {

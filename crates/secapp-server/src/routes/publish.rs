@@ -6,15 +6,14 @@ use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use secapp_api::{IDEMPOTENCY_KEY_HEADER, PublishAnswer, PublishRequest};
-use secapp_domain::{ChangedAt, Outcome};
+use secapp_domain::ChangedAt;
 
 use crate::auth::{AsPublisher, Principal, SourceAddress, single};
 use crate::error::ApiError;
-use crate::metrics::PublishOutcome;
 use crate::routes::body::JsonBody;
 use crate::routes::params;
 use crate::state::AppState;
-use crate::store::{EventKind, Idempotency, NewChange, Published};
+use crate::store::{Idempotency, NewChange, Published};
 
 /// Publish a change of the criticality level.
 ///
@@ -58,7 +57,7 @@ pub async fn publish(
     // every refusal of an admitted producer is counted.
     let answered = record(&state, &principal, source, key, body).await;
     if answered.is_err() {
-        state.metrics.published(PublishOutcome::Refused);
+        state.metrics.refused_publish();
     }
     answered
 }
@@ -74,33 +73,12 @@ async fn record(
     let JsonBody(request) = body?;
     let mut change = validate(state, principal, key, request)?;
     change.source = source.0.map(|ip| ip.to_string());
-    let (level, changed_at, app) = (change.level, change.changed_at, change.published_by.clone());
     match state.hub.publish(change).await? {
-        Published::New(recorded) => {
-            tracing::info!(
-                %app, %level, %changed_at,
-                id = recorded.id.0,
-                outcome = recorded.outcome.as_str(),
-                head_version = recorded.head.version.0,
-                "published"
-            );
-            if recorded.outcome == Outcome::Head {
-                // A level_changed event may be waiting in the outbox.
-                state.webhooks.wake();
-            }
-            state.metrics.published(match recorded.outcome {
-                Outcome::Head => PublishOutcome::Head,
-                Outcome::Tie => PublishOutcome::Tie,
-                Outcome::Older => PublishOutcome::Older,
-            });
-            Ok(Json(PublishAnswer {
-                processed_id: recorded.id.0,
-            })
-            .into_response())
-        }
+        Published::New(recorded) => Ok(Json(PublishAnswer {
+            processed_id: recorded.id.0,
+        })
+        .into_response()),
         Published::Replayed { id } => {
-            tracing::info!(%app, id = id.0, "a retried publish was answered with its first id");
-            state.metrics.published(PublishOutcome::Replayed);
             let mut response = Json(PublishAnswer { processed_id: id.0 }).into_response();
             response
                 .headers_mut()
@@ -161,6 +139,7 @@ fn validate(
         idempotency,
         source: None,
         token_id: Some(principal.token_id.to_string()),
-        level_webhooks: state.webhooks.subscribed(EventKind::LevelChanged),
+        // Filled in by the hub from the configuration.
+        level_webhooks: Vec::new(),
     })
 }

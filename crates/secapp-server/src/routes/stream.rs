@@ -7,27 +7,21 @@
 //! stream is only polled when its connection can take more bytes.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::auth::{AsConsumer, single};
+use crate::error::ApiError;
+use crate::hub::{ClientCursor, Hub, Subscription, Woken};
+use crate::routes::params;
+use crate::routes::wire;
+use crate::state::AppState;
+use crate::streams::StreamPermit;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use secapp_domain::{AppName, ChangeId, Head, Role};
-use tokio::sync::watch;
-use tokio::time::Sleep;
-use tokio_util::sync::CancellationToken;
-
-use crate::access::{Access, TokenUse};
-use crate::auth::{AsConsumer, single};
-use crate::error::ApiError;
-use crate::hub::{ClientCursor, Hub};
-use crate::routes::params;
-use crate::routes::wire;
-use crate::state::AppState;
-use crate::streams::StreamPermit;
 
 /// Stream the criticality level as server-sent events.
 ///
@@ -64,27 +58,17 @@ pub async fn stream(
     if let Some(id) = last_event_id {
         state.hub.catch_up(&ClientCursor::LastEventId(id)).await;
     }
-    let changes = state.hub.watch();
+    let subscription = state.hub.subscribe(&principal, Role::Consume);
     let now = state.clock.now();
     let first = state.hub.open_stream(&principal.app, last_event_id, now);
     state.metrics.apps().streamed(&principal, now);
     let watcher = Watcher {
         hub: state.hub.clone(),
         app: principal.0.app,
-        changes,
+        subscription,
         last_sent: first.as_ref().map(|head| head.change.id).or(last_event_id),
         pending: first,
-        shutdown: state.shutdown.clone(),
         clock: state.clock.clone(),
-        access_changes: state.access.changes(),
-        access: state.access.clone(),
-        token: principal.0.token.as_ref().map(|token| token.id().clone()),
-        expiry: principal
-            .0
-            .token
-            .as_ref()
-            .and_then(TokenUse::expires_at)
-            .map(|at| Box::pin(tokio::time::sleep((at - now).to_std().unwrap_or_default()))),
         _permit: permit,
     };
     let keep_alive = KeepAlive::new().interval(state.heartbeat).text("heartbeat");
@@ -97,23 +81,14 @@ pub async fn stream(
 struct Watcher {
     hub: Arc<Hub>,
     app: AppName,
-    changes: watch::Receiver<Option<Arc<Head>>>,
+    /// Wakes on every new head; ends the stream once its caller is no
+    /// longer admitted, or the server stops.
+    subscription: Subscription,
     /// The id of the newest head sent (or held by the client at connect).
     last_sent: Option<ChangeId>,
     /// A head to send before waiting.
     pending: Option<Arc<Head>>,
-    shutdown: CancellationToken,
     clock: Arc<dyn crate::clock::Clock>,
-    /// The registry, to end the stream once its caller is no longer
-    /// admitted (token revoked or expired, application disabled or without
-    /// the consume role, or a shared-token name registered).
-    access: Arc<Access>,
-    access_changes: watch::Receiver<u64>,
-    /// The registered token used, `None` for the shared one.
-    token: Option<Arc<str>>,
-    /// Fires when the token expires; boxed, and only for tokens that
-    /// expire, so a stream without one pays nothing for the timer.
-    expiry: Option<Pin<Box<Sleep>>>,
     /// Keeps this stream's place under the caps until the stream is dropped.
     _permit: StreamPermit,
 }
@@ -124,51 +99,20 @@ fn events(watcher: Watcher) -> impl Stream<Item = Result<Event, Infallible>> {
             if let Some(head) = watcher.pending.take() {
                 return Some((Ok(event(&head)), watcher));
             }
-            tokio::select! {
-                changed = watcher.changes.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                    let head = watcher.changes.borrow_and_update().clone();
-                    if let Some(head) = head
-                        && watcher.last_sent != Some(head.change.id)
-                    {
-                        watcher.hub.streamed(&watcher.app, &head, watcher.clock.now());
-                        watcher.last_sent = Some(head.change.id);
-                        watcher.pending = Some(head);
-                    }
+            match watcher.subscription.changed().await {
+                Woken::Head(Some(head)) if watcher.last_sent != Some(head.change.id) => {
+                    watcher
+                        .hub
+                        .streamed(&watcher.app, &head, watcher.clock.now());
+                    watcher.last_sent = Some(head.change.id);
+                    watcher.pending = Some(head);
                 }
-                () = watcher.shutdown.cancelled() => return None,
-                changed = watcher.access_changes.changed() => {
-                    if changed.is_err() || !watcher.admitted() {
-                        return None;
-                    }
-                }
-                () = expired(&mut watcher.expiry) => return None,
+                Woken::Head(_) => {}
+                // The client reconnects, and hears the refusal then.
+                Woken::Refused(_) | Woken::Ended => return None,
             }
         }
     })
-}
-
-impl Watcher {
-    fn admitted(&self) -> bool {
-        self.access
-            .recheck(
-                self.token.as_deref(),
-                &self.app,
-                Role::Consume,
-                self.clock.now(),
-            )
-            .is_ok()
-    }
-}
-
-/// Completes when `expiry` fires; never when there is none.
-async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
-    match expiry {
-        Some(sleep) => sleep.as_mut().await,
-        None => std::future::pending().await,
-    }
 }
 
 fn event(head: &Head) -> Event {
@@ -210,22 +154,24 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join(crate::store::sqlite::DATABASE_FILE)).unwrap(),
         );
-        let hub = Arc::new(Hub::new(store.clone(), store.snapshot().await.unwrap()));
+        let hub = Arc::new(Hub::new(
+            crate::hub::Parts::alone(store.clone()),
+            store.snapshot().await.unwrap(),
+        ));
         let app = AppName::parse("slow").unwrap();
-        let shared = crate::token::ApiToken::new("shared".into());
-        let access = Arc::new(Access::new(store.clone(), vec![], vec![], shared));
+        let caller = crate::access::Principal {
+            app: app.clone(),
+            roles: crate::auth::SHARED_TOKEN_ROLES,
+            token_id: Arc::from(crate::access::SHARED_TOKEN_ID),
+            token: None,
+        };
         let watcher = Watcher {
             hub: hub.clone(),
             app: app.clone(),
-            changes: hub.watch(),
+            subscription: hub.subscribe(&caller, Role::Consume),
             last_sent: None,
             pending: None,
-            shutdown: CancellationToken::new(),
             clock: Arc::new(SystemClock),
-            access_changes: access.changes(),
-            access,
-            token: None,
-            expiry: None,
             _permit: Arc::new(StreamLimits::new(1, 1)).acquire(&app).unwrap(),
         };
         let mut events = Box::pin(events(watcher));
