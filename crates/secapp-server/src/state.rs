@@ -44,22 +44,10 @@ pub struct Shared {
     pub alerts: Arc<crate::alerts::Alerts>,
     /// The configured webhooks.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
-    /// Accepted levels.
-    pub levels: LevelRange,
-    /// How far ahead of `clock` a `Change_at` may be.
-    pub max_clock_skew: Duration,
+    /// The settings requests are answered by.
+    pub requests: Requests,
     /// The time source.
     pub clock: Arc<dyn Clock>,
-    /// How long an `Idempotency-Key` is remembered.
-    pub idempotency_window: Duration,
-    /// The longest a long poll is held.
-    pub max_wait: Duration,
-    /// The poll interval suggested to plain pollers.
-    pub poll_interval: Duration,
-    /// How often an idle stream sends a heartbeat.
-    pub heartbeat: Duration,
-    /// How long a request body may take to arrive.
-    pub body_read_timeout: Duration,
     /// Stored rows other than tokens that could not be read at start-up,
     /// for the health answer.
     pub unreadable: Vec<crate::store::UnreadableRow>,
@@ -70,4 +58,24 @@ pub struct Shared {
     /// Cancelled when the server begins shutting down: long polls answer and
     /// streams end, so clients reconnect to another replica at once.
     pub shutdown: CancellationToken,
+}
+
+/// The settings requests are answered by, grouped once from the
+/// configuration when the server opens.
+#[derive(Debug, Clone, Copy)]
+pub struct Requests {
+    /// Accepted levels.
+    pub levels: LevelRange,
+    /// How far ahead of the clock a `Change_at` may be.
+    pub max_clock_skew: Duration,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_window: Duration,
+    /// The longest a long poll is held.
+    pub max_wait: Duration,
+    /// The poll interval suggested to plain pollers.
+    pub poll_interval: Duration,
+    /// How often an idle stream sends a heartbeat.
+    pub heartbeat: Duration,
+    /// How long a request body may take to arrive.
+    pub body_read_timeout: Duration,
 }

@@ -36,7 +36,7 @@ impl<T: JsonShape> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = read(request, state.body_read_timeout).await?;
+        let bytes = read(request, state.requests.body_read_timeout).await?;
         parse(&bytes).map(Self)
     }
 }

@@ -85,7 +85,7 @@ pub fn service(
 
 /// Builds the application router, without the layers of [`service`].
 pub fn router(state: AppState) -> Router {
-    let document = openapi::document(state.levels);
+    let document = openapi::document(state.requests.levels);
     let api = Router::new()
         .route("/secapp/update", get(poll::poll).post(publish::publish))
         .route("/secapp/stream", get(stream::stream))

@@ -149,7 +149,7 @@ pub async fn poll(
     if_none_match: IfNoneMatch,
     Query(params): Query<PollParams>,
 ) -> Result<Response, ApiError> {
-    let (after, wait) = params.read(state.max_wait)?;
+    let (after, wait) = params.read(state.requests.max_wait)?;
     let held = client_cursor(after, if_none_match);
     if let Some(held) = &held {
         state.hub.catch_up(held).await;
@@ -243,7 +243,7 @@ fn pace(
     } else {
         // ±20% so a fleet started together does not poll in lockstep.
         let factor = 0.8 + 0.4 * fastrand::f64();
-        (state.poll_interval.as_secs_f64() * factor)
+        (state.requests.poll_interval.as_secs_f64() * factor)
             .round()
             .max(1.0) as u64
     };

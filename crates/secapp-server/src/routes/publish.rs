@@ -115,12 +115,12 @@ fn validate(
     request: PublishRequest,
 ) -> Result<NewChange, ApiError> {
     let now = state.clock.now();
-    let level = state.levels.level(request.current_status)?;
+    let level = state.requests.levels.level(request.current_status)?;
     let changed_at = match &request.change_at {
-        Some(raw) => ChangedAt::parse(raw)?.not_after(now, state.max_clock_skew)?,
+        Some(raw) => ChangedAt::parse(raw)?.not_after(now, state.requests.max_clock_skew)?,
         None => ChangedAt::from_instant(now),
     };
-    let not_before = chrono::TimeDelta::from_std(state.idempotency_window)
+    let not_before = chrono::TimeDelta::from_std(state.requests.idempotency_window)
         .ok()
         .and_then(|window| now.checked_sub_signed(window))
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);

@@ -71,7 +71,9 @@ pub async fn stream(
         clock: state.clock.clone(),
         _permit: permit,
     };
-    let keep_alive = KeepAlive::new().interval(state.heartbeat).text("heartbeat");
+    let keep_alive = KeepAlive::new()
+        .interval(state.requests.heartbeat)
+        .text("heartbeat");
     Ok(Sse::new(events(watcher))
         .keep_alive(keep_alive)
         .into_response())
