@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 pub mod admin;
 pub mod alerts;
+pub mod errors;
 
 /// Header naming the application that publishes or polls.
 pub const APP_NAME_HEADER: &str = "App-name";

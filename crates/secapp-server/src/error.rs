@@ -2,6 +2,9 @@
 //!
 //! Every refusal is `{"error": "<stable code>", "detail": "<what to do>"}`.
 //! Codes are part of the API: clients may match on them, so never rename one.
+//! Each variant names its row of the refusal table (`secapp_api::errors`),
+//! from which its code, status, `Retry-After` and whether the connection
+//! closes all follow; the variant adds only the sentence for a person.
 //! Storage failures are logged here with their cause and answered with a
 //! generic 503: a database message never reaches a client.
 
@@ -10,14 +13,12 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secapp_api::ErrorBody;
+use secapp_api::errors::{ErrorCode, RetryAfter};
 use secapp_domain::{AppNameError, LevelError, Role, Roles, TimestampError};
 
 use crate::access::AccessError;
 
 use crate::store::StoreError;
-
-/// Seconds a client refused a stream should wait before trying again.
-pub const STREAM_RETRY_AFTER: &str = "5";
 
 /// Everything a request can be refused for.
 #[derive(Debug, thiserror::Error)]
@@ -196,101 +197,66 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Which refusal of the table (`secapp_api::errors`) this is: its code,
+    /// status, retry and whether the connection closes all follow from it.
+    #[must_use]
+    pub fn kind(&self) -> ErrorCode {
+        match self {
+            Self::MissingAppName => ErrorCode::MissingAppName,
+            Self::InvalidAppName(_) => ErrorCode::InvalidAppName,
+            Self::RepeatedHeader(header) => repeated_header_code(header),
+            Self::MissingToken => ErrorCode::MissingToken,
+            Self::InvalidToken => ErrorCode::InvalidToken,
+            Self::ConflictingCredentials => ErrorCode::ConflictingCredentials,
+            Self::TokenExpired => ErrorCode::TokenExpired,
+            Self::TokenRevoked => ErrorCode::TokenRevoked,
+            Self::AppDisabled => ErrorCode::AppDisabled,
+            Self::AppNameMismatch { .. } => ErrorCode::AppNameMismatch,
+            Self::SharedTokenForRegisteredApp(_) => ErrorCode::SharedTokenNotAllowed,
+            Self::MissingRole { .. } => ErrorCode::MissingRole,
+            Self::UnknownApp(_) => ErrorCode::UnknownApp,
+            Self::UnknownToken(_) => ErrorCode::UnknownToken,
+            Self::AppExists(_) => ErrorCode::AppExists,
+            Self::InvalidField(_) => ErrorCode::InvalidField,
+            Self::LastAdmin(_) => ErrorCode::LastAdmin,
+            Self::MalformedJson(_) => ErrorCode::MalformedJson,
+            Self::InvalidBody { .. } => ErrorCode::InvalidBody,
+            Self::LevelOutOfRange(_) => ErrorCode::LevelOutOfRange,
+            Self::InvalidChangeAt(_) => ErrorCode::InvalidChangeAt,
+            Self::ChangeAtInFuture(_) => ErrorCode::ChangeAtInFuture,
+            Self::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+            Self::BodyTimeout { .. } => ErrorCode::BodyTimeout,
+            Self::UnreadableBody(_) => ErrorCode::UnreadableBody,
+            Self::InvalidAfter(_) => ErrorCode::InvalidAfter,
+            Self::InvalidWait(_) => ErrorCode::InvalidWait,
+            Self::InvalidIfNoneMatch => ErrorCode::InvalidIfNoneMatch,
+            Self::InvalidLastEventId => ErrorCode::InvalidLastEventId,
+            Self::InvalidQuery(_) => ErrorCode::InvalidQuery,
+            Self::InvalidPath(_) => ErrorCode::InvalidPath,
+            Self::MalformedRequest => ErrorCode::MalformedRequest,
+            Self::HeadersTooLarge => ErrorCode::HeadersTooLarge,
+            Self::UriTooLong => ErrorCode::UriTooLong,
+            Self::TooManyStreams { .. } => ErrorCode::TooManyStreams,
+            Self::InvalidIdempotencyKey => ErrorCode::InvalidIdempotencyKey,
+            Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::StoreUnavailable(_) => ErrorCode::StoreUnavailable,
+            Self::Internal => ErrorCode::Internal,
+        }
+    }
+
     /// The stable machine code.
     #[must_use]
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::MissingAppName => "missing_app_name",
-            Self::InvalidAppName(_) => "invalid_app_name",
-            Self::RepeatedHeader(header) => repeated_header_code(header),
-            Self::MissingToken => "missing_token",
-            Self::InvalidToken => "invalid_token",
-            Self::ConflictingCredentials => "conflicting_credentials",
-            Self::TokenExpired => "token_expired",
-            Self::TokenRevoked => "token_revoked",
-            Self::AppDisabled => "app_disabled",
-            Self::AppNameMismatch { .. } => "app_name_mismatch",
-            Self::SharedTokenForRegisteredApp(_) => "shared_token_not_allowed",
-            Self::MissingRole { .. } => "missing_role",
-            Self::UnknownApp(_) => "unknown_app",
-            Self::UnknownToken(_) => "unknown_token",
-            Self::AppExists(_) => "app_exists",
-            Self::InvalidField(_) => "invalid_field",
-            Self::LastAdmin(_) => "last_admin",
-            Self::MalformedJson(_) => "malformed_json",
-            Self::InvalidBody { .. } => "invalid_body",
-            Self::LevelOutOfRange(_) => "level_out_of_range",
-            Self::InvalidChangeAt(_) => "invalid_change_at",
-            Self::ChangeAtInFuture(_) => "change_at_in_future",
-            Self::BodyTooLarge { .. } => "body_too_large",
-            Self::BodyTimeout { .. } => "body_timeout",
-            Self::UnreadableBody(_) => "unreadable_body",
-            Self::InvalidAfter(_) => "invalid_after",
-            Self::InvalidWait(_) => "invalid_wait",
-            Self::InvalidIfNoneMatch => "invalid_if_none_match",
-            Self::InvalidLastEventId => "invalid_last_event_id",
-            Self::InvalidQuery(_) => "invalid_query",
-            Self::InvalidPath(_) => "invalid_path",
-            Self::MalformedRequest => "malformed_request",
-            Self::HeadersTooLarge => "headers_too_large",
-            Self::UriTooLong => "uri_too_long",
-            Self::TooManyStreams { .. } => "too_many_streams",
-            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
-            Self::IdempotencyKeyReused => "idempotency_key_reused",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::StoreUnavailable(_) => "store_unavailable",
-            Self::Internal => "internal_error",
-        }
+        self.kind().code()
     }
 
     /// The HTTP status.
     #[must_use]
     pub fn status(&self) -> StatusCode {
-        match self {
-            // A credential sent twice is refused like a bad credential.
-            Self::RepeatedHeader(_) if self.code() == "invalid_token" => StatusCode::UNAUTHORIZED,
-            Self::RepeatedHeader(_) => StatusCode::BAD_REQUEST,
-            Self::MissingAppName
-            | Self::InvalidAppName(_)
-            | Self::InvalidPath(_)
-            | Self::MalformedRequest
-            | Self::MalformedJson(_)
-            | Self::UnreadableBody(_)
-            | Self::InvalidAfter(_)
-            | Self::InvalidWait(_)
-            | Self::InvalidIfNoneMatch
-            | Self::InvalidLastEventId
-            | Self::InvalidQuery(_)
-            | Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
-            Self::TooManyStreams { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::MissingToken
-            | Self::InvalidToken
-            | Self::ConflictingCredentials
-            | Self::TokenExpired
-            | Self::TokenRevoked => StatusCode::UNAUTHORIZED,
-            Self::AppDisabled
-            | Self::AppNameMismatch { .. }
-            | Self::SharedTokenForRegisteredApp(_)
-            | Self::MissingRole { .. } => StatusCode::FORBIDDEN,
-            Self::UnknownApp(_) | Self::UnknownToken(_) => StatusCode::NOT_FOUND,
-            Self::AppExists(_) | Self::LastAdmin(_) => StatusCode::CONFLICT,
-            Self::InvalidBody { .. }
-            | Self::LevelOutOfRange(_)
-            | Self::InvalidChangeAt(_)
-            | Self::ChangeAtInFuture(_)
-            | Self::IdempotencyKeyReused
-            | Self::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::UriTooLong => StatusCode::URI_TOO_LONG,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(self.kind().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
@@ -306,19 +272,19 @@ impl ApiError {
     }
 }
 
-/// The code of a refusal for a header sent twice: the code of that header's
-/// other refusals.
-fn repeated_header_code(header: &str) -> &'static str {
+/// The refusal of a header sent twice: that header's other refusal (a
+/// credential sent twice is refused like a bad credential).
+fn repeated_header_code(header: &str) -> ErrorCode {
     if header.eq_ignore_ascii_case(secapp_api::APP_NAME_HEADER) {
-        "invalid_app_name"
+        ErrorCode::InvalidAppName
     } else if header.eq_ignore_ascii_case(secapp_api::IDEMPOTENCY_KEY_HEADER) {
-        "invalid_idempotency_key"
+        ErrorCode::InvalidIdempotencyKey
     } else if header.eq_ignore_ascii_case("last-event-id") {
-        "invalid_last_event_id"
+        ErrorCode::InvalidLastEventId
     } else if header.eq_ignore_ascii_case("if-none-match") {
-        "invalid_if_none_match"
+        ErrorCode::InvalidIfNoneMatch
     } else {
-        "invalid_token"
+        ErrorCode::InvalidToken
     }
 }
 
@@ -362,19 +328,20 @@ impl IntoResponse for ApiError {
             error: self.code().to_owned(),
             detail: self.to_string(),
         };
-        // The rest of an unread body would be taken for the next request.
-        let close = matches!(self, Self::BodyTooLarge { .. } | Self::BodyTimeout { .. });
-        let retry_after = match self {
-            Self::StoreUnavailable(_) => Some(HeaderValue::from_static("1")),
-            Self::TooManyStreams { .. } => Some(HeaderValue::from_static(STREAM_RETRY_AFTER)),
-            Self::RateLimited { retry_after_s } => Some(HeaderValue::from(retry_after_s.max(1))),
-            _ => None,
+        let row = self.kind().refusal();
+        let retry_after = match (row.retry_after, &self) {
+            (RetryAfter::Seconds(seconds), _) => Some(HeaderValue::from(seconds)),
+            (RetryAfter::Computed, Self::RateLimited { retry_after_s }) => {
+                Some(HeaderValue::from((*retry_after_s).max(1)))
+            }
+            (RetryAfter::Computed, _) => Some(HeaderValue::from(1)),
+            (RetryAfter::No, _) => None,
         };
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, seconds);
         }
-        if close {
+        if row.closes {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

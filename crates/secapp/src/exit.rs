@@ -11,6 +11,7 @@
 
 use std::process::ExitCode;
 
+use secapp_api::errors::{Class, ErrorCode};
 use secapp_client::Error;
 
 /// No answer (try again later), or the command could not run at all.
@@ -42,15 +43,23 @@ impl Failure {
         }
     }
 
-    /// The failure a client error is.
+    /// The failure a client error is: for a refusal the server named, the
+    /// class its code has in the refusal table (`secapp_api::errors`); for a
+    /// code this version does not know (another server, such as the
+    /// prototype), the class of its status.
     pub fn client(e: &Error) -> Self {
-        let code = match e {
-            Error::Unauthorized { .. } | Error::Forbidden { .. } => REFUSED,
-            Error::Invalid { .. } => INVALID,
-            Error::RateLimited { .. }
-            | Error::Unavailable { .. }
-            | Error::Timeout
-            | Error::Transport(_) => UNAVAILABLE,
+        let class = match e {
+            Error::Unauthorized { code, .. }
+            | Error::Forbidden { code, .. }
+            | Error::Invalid { code, .. } => {
+                ErrorCode::from_code(code).map_or_else(|| status_class(e), ErrorCode::class)
+            }
+            _ => status_class(e),
+        };
+        let code = match class {
+            Class::Refused => REFUSED,
+            Class::Invalid => INVALID,
+            Class::Retry | Class::Internal => UNAVAILABLE,
         };
         Self::new(code, e.to_string())
     }
@@ -59,5 +68,42 @@ impl Failure {
     pub fn exit(self) -> ExitCode {
         eprintln!("secapp: {}", self.message);
         ExitCode::from(self.code)
+    }
+}
+
+/// The class of a client error by the status it came with.
+fn status_class(e: &Error) -> Class {
+    match e {
+        Error::Unauthorized { .. } | Error::Forbidden { .. } => Class::Refused,
+        Error::Invalid { .. } => Class::Invalid,
+        Error::RateLimited { .. }
+        | Error::Unavailable { .. }
+        | Error::Timeout
+        | Error::Transport(_) => Class::Retry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: &str) -> Error {
+        Error::Forbidden {
+            code: code.to_owned(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_refusal_exits_with_the_class_its_code_has_in_the_table() {
+        let invalid = Error::Invalid {
+            code: "level_out_of_range".to_owned(),
+            detail: String::new(),
+        };
+        assert_eq!(Failure::client(&invalid).code, INVALID);
+        assert_eq!(Failure::client(&refused("missing_role")).code, REFUSED);
+        // A code the table does not know: the status decides.
+        assert_eq!(Failure::client(&refused("prototype_said_no")).code, REFUSED);
+        assert_eq!(Failure::client(&Error::Timeout).code, UNAVAILABLE);
     }
 }

@@ -12,6 +12,7 @@
 //!   413, 422).
 //! - The level range is the server's configured one.
 
+use secapp_api::errors::{ErrorCode, RetryAfter};
 use secapp_domain::{LevelRange, Role};
 use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
@@ -365,60 +366,119 @@ fn error_response(description: String) -> Value {
     })
 }
 
-/// Adds `status` with `description` unless the operation documents it.
-fn refusal(operation: &mut Map<String, Value>, status: &str, description: impl FnOnce() -> String) {
-    let responses = operation.entry("responses").or_insert_with(|| json!({}));
-    if let Some(responses) = responses.as_object_mut()
-        && !responses.contains_key(status)
-    {
-        responses.insert(status.to_owned(), error_response(description()));
+/// `` `a`, `b` or `c` ``.
+fn listed(codes: &[ErrorCode]) -> String {
+    let names: Vec<String> = codes
+        .iter()
+        .map(|code| format!("`{}`", code.code()))
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
-fn add_shared_refusals(operation: &mut Map<String, Value>) {
-    let headers = || {
-        format!(
-            "`malformed_request` (not valid HTTP/1.1), `invalid_path`, or a header sent twice; \
-             431 `headers_too_large` answers more than {MAX_HEADERS} header fields or {} KiB of head.",
-            MAX_HEAD_BYTES / 1024
-        )
+/// Documents each of `codes` under its status from the refusal table
+/// (`secapp_api::errors`), where the operation does not document that
+/// status itself; `notes` adds a sentence to a status.
+fn refusals(operation: &mut Map<String, Value>, codes: &[ErrorCode], notes: &[(u16, String)]) {
+    let responses = operation.entry("responses").or_insert_with(|| json!({}));
+    let Some(responses) = responses.as_object_mut() else {
+        return;
     };
-    refusal(operation, "400", headers);
-    if operation.contains_key("security") {
-        refusal(operation, "401", || {
-            "`missing_token`, `invalid_token`, `conflicting_credentials`, `token_expired` or `token_revoked`.".to_owned()
-        });
-        refusal(operation, "403", || {
-            "`missing_role`, `app_disabled`, `app_name_mismatch` or `shared_token_not_allowed`."
-                .to_owned()
-        });
-        refusal(operation, "429", || {
-            "`rate_limited`: the application is over its request rate; retry after `Retry-After` seconds.".to_owned()
-        });
-        if let Some(too_many) = operation
-            .get_mut("responses")
-            .and_then(|responses| responses.get_mut("429"))
-            && too_many.get("headers").is_none()
+    let mut statuses: Vec<u16> = codes.iter().map(|code| code.status()).collect();
+    statuses.sort_unstable();
+    statuses.dedup();
+    for status in statuses {
+        let key = status.to_string();
+        if responses.contains_key(&key) {
+            continue;
+        }
+        let these: Vec<ErrorCode> = codes
+            .iter()
+            .copied()
+            .filter(|code| code.status() == status)
+            .collect();
+        let mut description = format!("{}.", listed(&these));
+        for (_, note) in notes.iter().filter(|(at, _)| *at == status) {
+            description.push(' ');
+            description.push_str(note);
+        }
+        let mut response = error_response(description);
+        if these
+            .iter()
+            .any(|code| code.refusal().retry_after != RetryAfter::No)
         {
-            too_many["headers"] = json!({"Retry-After": {
+            response["headers"] = json!({"Retry-After": {
                 "description": "Seconds to wait before retrying.",
                 "schema": {"type": "integer", "minimum": 1},
             }});
         }
+        responses.insert(key, response);
+    }
+}
+
+/// Refusals every operation can answer (a request hyper refuses, a bad
+/// path), every authenticated one (credentials, roles, rate), and every one
+/// with a body.
+fn add_shared_refusals(operation: &mut Map<String, Value>) {
+    use ErrorCode as E;
+    refusals(
+        operation,
+        &[E::MalformedRequest, E::InvalidPath, E::HeadersTooLarge],
+        &[
+            (400, "Also a header sent twice; `malformed_request` is a request that is not valid HTTP/1.1.".to_owned()),
+            (
+                431,
+                format!(
+                    "More than {MAX_HEADERS} header fields or {} KiB of head.",
+                    MAX_HEAD_BYTES / 1024
+                ),
+            ),
+        ],
+    );
+    if operation.contains_key("security") {
+        refusals(
+            operation,
+            &[
+                E::MissingToken,
+                E::InvalidToken,
+                E::ConflictingCredentials,
+                E::TokenExpired,
+                E::TokenRevoked,
+                E::MissingRole,
+                E::AppDisabled,
+                E::AppNameMismatch,
+                E::SharedTokenNotAllowed,
+                E::RateLimited,
+            ],
+            &[(
+                429,
+                "The application is over its request rate; retry after `Retry-After` seconds."
+                    .to_owned(),
+            )],
+        );
     }
     if operation.contains_key("requestBody") {
-        refusal(operation, "408", || {
-            "`body_timeout`: the body did not arrive within the body-read timeout.".to_owned()
-        });
-        refusal(operation, "413", || {
-            format!(
-                "`body_too_large`: the body exceeds {} KiB.",
-                MAX_BODY_BYTES / 1024
-            )
-        });
-        refusal(operation, "422", || {
-            "`invalid_body`: not one JSON object of the documented shape.".to_owned()
-        });
+        refusals(
+            operation,
+            &[E::BodyTimeout, E::BodyTooLarge, E::InvalidBody],
+            &[
+                (
+                    408,
+                    "The body did not arrive within the body-read timeout.".to_owned(),
+                ),
+                (
+                    413,
+                    format!("The body exceeds {} KiB.", MAX_BODY_BYTES / 1024),
+                ),
+                (
+                    422,
+                    "Not one JSON object of the documented shape.".to_owned(),
+                ),
+            ],
+        );
     }
 }
 
@@ -543,6 +603,33 @@ mod tests {
             assert!(change_at.is_match(text));
             assert!(secapp_domain::ChangedAt::parse(text).is_ok(), "{text}");
         }
+    }
+
+    #[test]
+    fn every_refusal_the_document_names_is_under_the_status_the_table_gives_it() {
+        let doc = document(LevelRange::default());
+        let code = regex::Regex::new("`([a-z_]+)`").unwrap();
+        let mut seen = 0;
+        for (path, methods) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in methods.as_object().unwrap() {
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    let text = response["description"].as_str().unwrap_or_default();
+                    for found in code.captures_iter(text) {
+                        let Some(known) = ErrorCode::from_code(&found[1]) else {
+                            continue;
+                        };
+                        seen += 1;
+                        assert_eq!(
+                            status,
+                            &known.status().to_string(),
+                            "{method} {path}: `{}` is documented under {status}",
+                            known.code()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(seen > 100, "only {seen} refusals found in the document");
     }
 
     #[test]
