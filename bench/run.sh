@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the release binaries and runs every benchmark (see README.md,
+# Builds the release binaries and runs every benchmark (see docs/performance.md,
 # "Benchmarks"). Arguments go to `secapp-bench run`, e.g.
 #   bench/run.sh --runs 5 --watchers 1000,10000 --only poll,fanout
 # Needs wrk (apt-get install wrk) for the HTTP rates.

@@ -63,9 +63,9 @@ container = pod["containers"][0]
 expect(container["readinessProbe"]["httpGet"]["path"] == "/readyz", "kubernetes: readiness on /readyz")
 expect(container["livenessProbe"]["httpGet"]["path"] == "/healthz", "kubernetes: liveness on /healthz")
 config = tomllib.loads(kinds["ConfigMap"]["data"]["config.toml"])
-readme = open(os.path.join(root, "README.md")).read()
+reference = open(os.path.join(root, "docs", "configuration.md")).read()
 for key in config:
-    expect(f"| `{key}` |" in readme, f"kubernetes: config key {key} is a setting the README lists")
+    expect(f"| `{key}` |" in reference, f"kubernetes: config key {key} is a setting docs/configuration.md lists")
 
 if problems:
     for problem in problems:

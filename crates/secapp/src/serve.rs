@@ -4,7 +4,8 @@
 //! [`secapp_server::config::Config`]; this file only names their flags. Each
 //! flag is `--` and a setting's key with `-` for `_`; a flag left out is not
 //! serialised, so the environment, the file or the default decides it. The
-//! tests below hold these flags, the settings and the README's table to one
+//! tests below hold these flags, the settings and the configuration reference's table
+//! (`docs/configuration.md`) to one
 //! another.
 
 use std::net::SocketAddr;
@@ -335,14 +336,15 @@ mod tests {
         );
     }
 
-    /// The rows of the README's configuration table: flag, environment
-    /// variable, file key and default, as written there.
-    fn readme_rows() -> Vec<[String; 4]> {
-        let readme = include_str!("../../../README.md");
-        let table = readme
+    /// The rows of the configuration reference's table
+    /// (`docs/configuration.md`): flag, environment variable, file key and
+    /// default, as written there.
+    fn reference_rows() -> Vec<[String; 4]> {
+        let reference = include_str!("../../../docs/configuration.md");
+        let table = reference
             .split("## Configuration")
             .nth(1)
-            .expect("the README has a Configuration section");
+            .expect("docs/configuration.md has a Configuration section");
         table
             .lines()
             .skip_while(|line| !line.starts_with("| flag |"))
@@ -366,8 +368,8 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_table_lists_every_setting_with_its_flag_variable_and_default() {
-        let rows = readme_rows();
+    fn the_configuration_reference_lists_every_setting_with_its_flag_variable_and_default() {
+        let rows = reference_rows();
         let defaults = serde_json::to_value(Config::default()).unwrap();
         let mut documented = BTreeSet::new();
         for [flag, env, key, default] in &rows {
@@ -379,7 +381,7 @@ mod tests {
             assert_eq!(*env, format!("{ENV_PREFIX}{}", key.to_uppercase()), "{key}");
             let value = &defaults[key.as_str()];
             match value {
-                // Derived at start: the README says from what.
+                // Derived at start: docs/configuration.md says from what.
                 serde_json::Value::Null => {}
                 serde_json::Value::String(text) => {
                     let same = text == default
@@ -387,7 +389,10 @@ mod tests {
                             == humantime::parse_duration(default)
                                 .ok()
                                 .filter(|_| humantime::parse_duration(text).is_ok());
-                    assert!(same, "{key}: README says {default}, the default is {text}");
+                    assert!(
+                        same,
+                        "{key}: docs/configuration.md says {default}, the default is {text}"
+                    );
                 }
                 other => assert_eq!(other.to_string(), *default, "{key}"),
             }
@@ -403,7 +408,7 @@ mod tests {
             .collect();
         assert_eq!(
             documented, settings,
-            "the README's table and the settings differ"
+            "the configuration reference and the settings differ"
         );
     }
 }

@@ -5,8 +5,9 @@
 //! parsed (any serialisable value whose set fields are named as the keys).
 //!
 //! A setting added here is a file key and an environment variable at once;
-//! the binary's flag type and the README's table are held to this struct by
-//! tests, so one forgotten in either fails the build's tests. Unknown keys
+//! the binary's flag type and the table of `docs/configuration.md` are held
+//! to this struct by tests, so one forgotten in either fails the build's
+//! tests. Unknown keys
 //! in the file are an error, so a typo cannot silently leave a setting at
 //! its default.
 
