@@ -171,6 +171,34 @@ pub struct Snapshot {
     pub unreadable: Vec<UnreadableRow>,
 }
 
+/// What one read of a table gives: the records read, and the rows that
+/// could not be.
+pub type Loaded<T, U = UnreadableRow> = (Vec<T>, Vec<U>);
+
+impl Snapshot {
+    /// The snapshot of what a backend read in one transaction: the head
+    /// (with the head rows it could not read), consumer records,
+    /// applications and tokens.
+    #[must_use]
+    pub fn assemble(
+        (head, mut unreadable): (Option<Head>, Vec<UnreadableRow>),
+        (consumers, unreadable_consumers): Loaded<ConsumerRecord>,
+        (apps, unreadable_apps): Loaded<AppRecord>,
+        (tokens, unreadable_tokens): Loaded<TokenRecord, UnreadableToken>,
+    ) -> Self {
+        unreadable.extend(unreadable_consumers);
+        unreadable.extend(unreadable_apps);
+        Self {
+            head,
+            consumers,
+            apps,
+            tokens,
+            unreadable_tokens,
+            unreadable,
+        }
+    }
+}
+
 /// A stored row that cannot be read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnreadableRow {

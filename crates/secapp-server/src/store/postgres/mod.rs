@@ -313,21 +313,15 @@ impl Store for PostgresStore {
                     )
                     .await
                     .map_err(failed("reading a snapshot"))?;
-                    let (head, _, mut unreadable) = changes::head(&tx).await?;
-                    let (consumers, unreadable_consumers) = consumers::load(&tx).await?;
-                    let (apps, unreadable_apps) = registry::load_apps(&tx).await?;
-                    let (tokens, unreadable_tokens) = registry::load_tokens(&tx).await?;
+                    let (head, _, unreadable) = changes::head(&tx).await?;
+                    let snapshot = Snapshot::assemble(
+                        (head, unreadable),
+                        consumers::load(&tx).await?,
+                        registry::load_apps(&tx).await?,
+                        registry::load_tokens(&tx).await?,
+                    );
                     tx.commit().await.map_err(failed("reading a snapshot"))?;
-                    unreadable.extend(unreadable_consumers);
-                    unreadable.extend(unreadable_apps);
-                    Ok(Snapshot {
-                        head,
-                        consumers,
-                        apps,
-                        tokens,
-                        unreadable_tokens,
-                        unreadable,
-                    })
+                    Ok(snapshot)
                 })
             })
             .await

@@ -107,8 +107,8 @@ impl SqliteStore {
         })
     }
 
-    /// Queues a batched write (`Command::Publish`, `Command::SaveConsumers`)
-    /// and waits for its answer, timed as `operation`.
+    /// Sends `command` to the worker and waits for its answer, timed as
+    /// `operation`.
     async fn ask<T>(
         &self,
         operation: &'static str,

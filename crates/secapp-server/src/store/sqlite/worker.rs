@@ -186,20 +186,13 @@ impl Worker {
 /// Everything a start needs, read in one transaction so it is consistent.
 pub(super) fn snapshot(conn: &mut Connection) -> Result<Snapshot, StoreError> {
     let tx = conn.transaction().map_err(failed("reading a snapshot"))?;
-    let (head, _, mut unreadable) = changes::head(&tx)?;
-    let (consumers, unreadable_consumers) = consumers::load(&tx)?;
-    let (apps, unreadable_apps) = registry::load_apps(&tx)?;
-    let (tokens, unreadable_tokens) = registry::load_tokens(&tx)?;
-    unreadable.extend(unreadable_consumers);
-    unreadable.extend(unreadable_apps);
-    Ok(Snapshot {
-        head,
-        consumers,
-        apps,
-        tokens,
-        unreadable_tokens,
-        unreadable,
-    })
+    let (head, _, unreadable) = changes::head(&tx)?;
+    Ok(Snapshot::assemble(
+        (head, unreadable),
+        consumers::load(&tx)?,
+        registry::load_apps(&tx)?,
+        registry::load_tokens(&tx)?,
+    ))
 }
 
 /// Answers when the database can be read.
