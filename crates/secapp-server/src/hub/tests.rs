@@ -1,7 +1,8 @@
 use super::*;
+use crate::store::conformance::change;
 use crate::store::sqlite::SqliteStore;
 use chrono::Utc;
-use secapp_domain::{AppName, ChangedAt, LevelRange, Version};
+use secapp_domain::{AppName, Version};
 
 const DELIVER: Look = Look::Deliver { long_poll: false };
 
@@ -10,19 +11,6 @@ fn a_list_of_etags_is_held_as_the_head_when_it_names_it() {
     let held = ClientCursor::IfNoneMatch(Some(vec![ChangeId(3), ChangeId(9)]));
     assert_eq!(held.id(None), Some(ChangeId(9)));
     assert_eq!(ClientCursor::IfNoneMatch(None).id(None), None);
-}
-
-fn change(level: i64, at: &str) -> NewChange {
-    NewChange {
-        level: LevelRange::default().level(level).unwrap(),
-        changed_at: ChangedAt::parse(at).unwrap(),
-        published_by: AppName::parse("security").unwrap(),
-        received_at: Utc::now(),
-        idempotency: None,
-        source: None,
-        token_id: None,
-        level_webhooks: Vec::new(),
-    }
 }
 
 async fn open_hub(dir: &std::path::Path) -> (Hub, Arc<dyn Store>) {

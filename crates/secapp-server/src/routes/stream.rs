@@ -126,27 +126,17 @@ fn event(head: &Head) -> Event {
 mod tests {
     use std::time::Duration;
 
-    use chrono::Utc;
     use futures_util::StreamExt as _;
-    use secapp_domain::{ChangedAt, LevelRange};
 
     use super::*;
     use crate::clock::SystemClock;
+    use crate::store::Store;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{NewChange, Store};
     use crate::streams::StreamLimits;
 
     async fn publish(hub: &Hub, minute: u32) -> ChangeId {
-        let change = NewChange {
-            level: LevelRange::default().level(3).unwrap(),
-            changed_at: ChangedAt::parse(&format!("2026-03-01T12:{minute:02}:00Z")).unwrap(),
-            published_by: AppName::parse("security").unwrap(),
-            received_at: Utc::now(),
-            idempotency: None,
-            source: None,
-            token_id: None,
-            level_webhooks: Vec::new(),
-        };
+        let change =
+            crate::store::conformance::change(3, &format!("2026-03-01T12:{minute:02}:00Z"));
         hub.publish(change).await.unwrap().recorded().unwrap().id
     }
 

@@ -145,8 +145,8 @@ impl Server {
             snapshot,
         ));
         let streams = Arc::new(streams::StreamLimits::new(
-            settings.streams.0,
-            settings.streams.1,
+            settings.max_streams,
+            settings.max_streams_per_app,
         ));
         let alerts = Arc::new(alerts::Alerts::new(alerts::Parts {
             store: store.clone(),

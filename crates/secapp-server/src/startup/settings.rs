@@ -14,8 +14,10 @@ pub struct Settings {
     pub requests: Requests,
     /// Per-application request rate limits.
     pub rate_limits: RateLimitConfig,
-    /// The caps on open event streams: overall, and per application.
-    pub streams: (usize, usize),
+    /// The most event streams open at once.
+    pub max_streams: usize,
+    /// The most event streams one application may hold open.
+    pub max_streams_per_app: usize,
     /// The background tasks' timing.
     pub background: Background,
     /// How connections are held to account; `None` for the cap derives it
@@ -69,7 +71,8 @@ impl Settings {
                 body_read_timeout: config.body_read_timeout,
             },
             rate_limits: config.rate_limits()?,
-            streams: (config.max_streams, config.max_streams_per_app),
+            max_streams: config.max_streams,
+            max_streams_per_app: config.max_streams_per_app,
             background: Background {
                 cursor_flush_interval: config.cursor_flush_interval,
                 watch_interval: config.watch_interval,

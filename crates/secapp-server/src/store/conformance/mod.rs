@@ -43,7 +43,8 @@ pub trait Backend: Send + Sync {
     async fn open(&self) -> Arc<dyn Store>;
 }
 
-pub(super) fn change(level: i64, at: &str) -> NewChange {
+/// A change of `level` at `at` by `producer`, with no key: for tests.
+pub fn change(level: i64, at: &str) -> NewChange {
     NewChange {
         level: LevelRange::default().level(level).unwrap(),
         changed_at: ChangedAt::parse(at).unwrap(),
