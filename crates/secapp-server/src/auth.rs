@@ -24,13 +24,13 @@ use std::sync::{Arc, LazyLock};
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use secapp_api::{APP_NAME_HEADER, TOKEN_HEADER};
 use secapp_domain::{AppName, AppNameError, Role, Roles};
 
 pub use crate::access::Principal;
 use crate::access::failures::Failure;
 use crate::access::{Authenticated, Lapsed, Refused, SHARED_TOKEN_ID};
 use crate::error::ApiError;
+use crate::headers::{self, Known};
 use crate::limits::Class;
 use crate::state::AppState;
 
@@ -229,8 +229,8 @@ fn identify(
 /// The refusal when none is sent, one is sent twice, `Authorization` is not
 /// `Bearer`, or the two disagree.
 pub fn credential(headers: &HeaderMap) -> Result<&[u8], ApiError> {
-    let token = single(headers, TOKEN_HEADER)?;
-    let bearer = single(headers, "Authorization")?
+    let token = single(headers, &headers::TOKEN)?;
+    let bearer = single(headers, &headers::AUTHORIZATION)?
         .map(|value| bearer_token(value).ok_or(ApiError::InvalidToken))
         .transpose()?;
     match (token, bearer) {
@@ -254,7 +254,7 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 
 /// The `App-name` header, when sent.
 fn app_name(headers: &HeaderMap) -> Result<Option<AppName>, ApiError> {
-    let Some(raw) = single(headers, APP_NAME_HEADER)? else {
+    let Some(raw) = single(headers, &headers::APP_NAME)? else {
         return Ok(None);
     };
     let name = std::str::from_utf8(raw)
@@ -267,12 +267,12 @@ fn app_name(headers: &HeaderMap) -> Result<Option<AppName>, ApiError> {
 /// ambiguous.
 pub(crate) fn single<'a>(
     headers: &'a HeaderMap,
-    name: &'static str,
+    known: &'static Known,
 ) -> Result<Option<&'a [u8]>, ApiError> {
-    let mut values = headers.get_all(name).iter();
+    let mut values = headers.get_all(&known.name).iter();
     let first = values.next();
     if values.next().is_some() {
-        return Err(ApiError::RepeatedHeader(name));
+        return Err(ApiError::RepeatedHeader(known.spelt));
     }
     Ok(first.map(axum::http::HeaderValue::as_bytes))
 }
@@ -285,7 +285,7 @@ fn record_failure(parts: &Parts, state: &AppState, refusal: &ApiError) {
         ApiError::MissingRole { app, .. } | ApiError::AppNameMismatch { token_app: app, .. } => {
             Some(app.clone())
         }
-        _ => parts.headers.get(APP_NAME_HEADER).map(|value| {
+        _ => parts.headers.get(&headers::APP_NAME.name).map(|value| {
             String::from_utf8_lossy(value.as_bytes())
                 .chars()
                 .map(|c| if c.is_ascii_graphic() { c } else { '?' })
@@ -349,9 +349,9 @@ mod tests {
             "Bearer one".parse().unwrap(),
         );
         assert_eq!(credential(&headers).unwrap(), b"one");
-        headers.insert(TOKEN_HEADER, "one".parse().unwrap());
+        headers.insert(secapp_api::TOKEN_HEADER, "one".parse().unwrap());
         assert_eq!(credential(&headers).unwrap(), b"one");
-        headers.insert(TOKEN_HEADER, "two".parse().unwrap());
+        headers.insert(secapp_api::TOKEN_HEADER, "two".parse().unwrap());
         assert!(matches!(
             credential(&headers),
             Err(ApiError::ConflictingCredentials)

@@ -20,6 +20,7 @@
 //!   consumer watch at each scrape.
 //! - [`listener`]: accepting connections under a cap, and the timeouts that
 //!   close idle and slow ones; [`http_limits`]: the request head sizes it reads.
+//! - [`headers`]: the header names secapp reads and writes, parsed once.
 //! - [`data_dir`]: the data dir, created private and locked while in use.
 //! - [`store`]: the storage traits, [`store::connect`] and the SQLite store.
 //! - [`routes`]: the endpoints, the OpenAPI document and Swagger UI.
@@ -40,6 +41,7 @@ pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod error;
+pub mod headers;
 pub mod http_limits;
 pub mod hub;
 pub mod limits;

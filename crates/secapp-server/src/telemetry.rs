@@ -153,7 +153,7 @@ fn exporter() -> Result<Option<SdkTracerProvider>, String> {
 /// `tracestate`) names; does nothing without one, or when traces are not
 /// exported.
 pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
-    if !headers.contains_key("traceparent") || span.is_disabled() {
+    if !headers.contains_key(&crate::headers::TRACEPARENT) || span.is_disabled() {
         return;
     }
     let parent = TraceContextPropagator::new().extract(&Headers(headers));

@@ -17,9 +17,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use secapp_api::{Empty, POLL_AFTER_HEADER, PollAnswer, SERVER_TIME_HEADER, STATE_AGE_HEADER};
+use secapp_api::PollAnswer;
 use secapp_domain::{ChangeId, Head, Role};
 use serde::Deserialize;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa::IntoParams;
@@ -66,6 +67,19 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
                 Tags::Ids(ids) => Some(Some(ids)),
             },
         ))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PollParams {
+    type Rejection = ApiError;
+
+    /// Most polls send no query string: they skip the deserialiser.
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.query().is_none() {
+            return Ok(Self::default());
+        }
+        let Query(params) = Query::from_request_parts(parts, state).await?;
+        Ok(params)
     }
 }
 
@@ -147,14 +161,13 @@ pub async fn poll(
     method: Method,
     principal: AsConsumer,
     if_none_match: IfNoneMatch,
-    Query(params): Query<PollParams>,
+    params: PollParams,
 ) -> Result<Response, ApiError> {
     let (after, wait) = params.read(state.requests.max_wait)?;
     let held = client_cursor(after, if_none_match);
     if let Some(held) = &held {
         state.hub.catch_up(held).await;
     }
-    state.metrics.apps().polled(&principal, state.clock.now());
     let _counted = wait.map(|_| state.metrics.long_poll());
     // axum answers HEAD with the GET handler; a HEAD answer has no body, so
     // it must record nothing.
@@ -169,6 +182,7 @@ pub async fn poll(
     // Only a long poll subscribes: a plain poll need not touch the channels.
     let mut waiting = wait.map(|_| state.hub.subscribe(&principal, Role::Consume));
     let mut now = state.clock.now();
+    state.metrics.apps().polled(&principal, now);
     // The head the last look compared the client's cursor with: a 304 must
     // carry its ETag, not that of a head published since.
     let mut seen: Option<Arc<Head>>;
@@ -211,7 +225,7 @@ pub async fn poll(
             set_etag(&mut response, head);
             response
         }
-        _ => Json(PollAnswer::Unchanged(Empty {})).into_response(),
+        _ => nothing_new(),
     };
     if wait.is_some() {
         now = state.clock.now();
@@ -220,6 +234,20 @@ pub async fn poll(
     pace(&state, &mut response, head.as_deref(), wait.is_some(), now);
     Ok(response)
 }
+
+/// `{}`, the answer of most polls, as a body written once rather than
+/// serialised each time.
+fn nothing_new() -> Response {
+    let mut response = Response::new(axum::body::Body::from(NOTHING_NEW));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// [`PollAnswer::Unchanged`] as JSON.
+const NOTHING_NEW: &[u8] = b"{}";
 
 fn set_etag(response: &mut Response, head: &Head) {
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", head.change.id)) {
@@ -247,15 +275,48 @@ fn pace(
             .round()
             .max(1.0) as u64
     };
-    headers.insert(POLL_AFTER_HEADER, HeaderValue::from(next));
+    headers.insert(crate::headers::POLL_AFTER.clone(), HeaderValue::from(next));
     if let Some(head) = head {
         let age = now
             .signed_duration_since(head.change.changed_at.instant())
             .num_seconds()
             .max(0);
-        headers.insert(STATE_AGE_HEADER, HeaderValue::from(age));
+        headers.insert(crate::headers::STATE_AGE.clone(), HeaderValue::from(age));
     }
-    if let Ok(time) = HeaderValue::from_str(&secapp_domain::shown(now)) {
-        headers.insert(SERVER_TIME_HEADER, time);
+    if let Some(time) = server_time(now) {
+        headers.insert(crate::headers::SERVER_TIME.clone(), time);
+    }
+}
+
+/// `now` as the `Secapp-Server-Time` value. Writing a date out costs more
+/// than the rest of pacing, and at thousands of polls a second most fall in
+/// the millisecond of the one before, so each worker thread keeps the last
+/// value it wrote.
+fn server_time(now: DateTime<Utc>) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: RefCell<Option<(i64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let millisecond = now.timestamp_millis();
+    LAST.with_borrow_mut(|last| {
+        if let Some((at, value)) = last.as_ref()
+            && *at == millisecond
+        {
+            return Some(value.clone());
+        }
+        let value = HeaderValue::from_str(&secapp_domain::shown(now)).ok()?;
+        *last = Some((millisecond, value.clone()));
+        Some(value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secapp_api::Empty;
+
+    #[test]
+    fn the_written_empty_answer_is_the_serialised_one() {
+        let serialised = serde_json::to_vec(&PollAnswer::Unchanged(Empty {})).unwrap();
+        assert_eq!(serialised, NOTHING_NEW);
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use secapp_api::{IDEMPOTENCY_KEY_HEADER, PublishAnswer, PublishRequest};
+use secapp_api::{PublishAnswer, PublishRequest};
 use secapp_domain::ChangedAt;
 
 use crate::auth::{AsPublisher, Principal, SourceAddress, single};
@@ -100,7 +100,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        single(&parts.headers, IDEMPOTENCY_KEY_HEADER)?
+        single(&parts.headers, &crate::headers::IDEMPOTENCY_KEY)?
             .map(params::parse_idempotency_key)
             .transpose()
             .map(Self)

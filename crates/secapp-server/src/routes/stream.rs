@@ -53,7 +53,8 @@ pub async fn stream(
     principal: AsConsumer,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let last_event_id = params::parse_last_event_id(single(&headers, "Last-Event-ID")?)?;
+    let last_event_id =
+        params::parse_last_event_id(single(&headers, &crate::headers::LAST_EVENT_ID)?)?;
     let permit = state.streams.acquire(&principal.app)?;
     if let Some(id) = last_event_id {
         state.hub.catch_up(&ClientCursor::LastEventId(id)).await;
