@@ -32,7 +32,8 @@
 //!   on one shutdown path.
 //! - [`replicas`]: following what other servers on a shared store commit.
 //! - [`alerts`]: the consumer watch (stale-consumer alerts);
-//!   [`webhooks`]: the configured webhooks and their sender.
+//!   [`relay`]: the configured sinks (webhooks, brokers) and the relay
+//!   that delivers the outbox to them.
 
 pub mod access;
 pub mod alerts;
@@ -47,6 +48,7 @@ pub mod hub;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
+pub mod relay;
 pub mod replicas;
 pub mod routes;
 pub mod scrape;
@@ -58,6 +60,5 @@ pub mod store;
 pub mod streams;
 pub mod telemetry;
 pub mod token;
-pub mod webhooks;
 
 pub use startup::{Server, ServerError};

@@ -42,8 +42,8 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The consumer watch: stale-consumer alerts.
     pub alerts: Arc<crate::alerts::Alerts>,
-    /// The configured webhooks.
-    pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// The configured sinks (webhooks, brokers).
+    pub sinks: Arc<crate::relay::Sinks>,
     /// The settings requests are answered by.
     pub requests: Requests,
     /// The time source.

@@ -299,7 +299,7 @@ mod tests {
     use super::ServeArgs;
 
     /// Settings that have no flag: tables, which a flag cannot hold.
-    const FILE_ONLY: [&str; 2] = ["app_rate_limits", "webhooks"];
+    const FILE_ONLY: [&str; 3] = ["app_rate_limits", "sinks", "webhooks"];
 
     fn flags() -> BTreeSet<String> {
         ServeArgs::augment_args(clap::Command::new("serve"))

@@ -29,12 +29,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::Access;
 use crate::clock::Clock;
+use crate::relay::Sinks;
 use crate::sightings::AppsSeen;
 use crate::store::{
     AlertState, EventKind, NewEvent, Standing, Store, StoreError, WatchChange, WatchRecord,
 };
 use crate::streams::StreamLimits;
-use crate::webhooks::Webhooks;
 
 /// One watched application as last evaluated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub struct Parts {
     /// Streams open now: an application holding one is seen.
     pub streams: Arc<StreamLimits>,
     /// Who to tell.
-    pub webhooks: Arc<Webhooks>,
+    pub sinks: Arc<Sinks>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
     /// `--stale-after`.
@@ -214,7 +214,7 @@ impl Alerts {
             log_change(change);
         }
         if events {
-            self.parts.webhooks.wake();
+            self.parts.sinks.wake();
         }
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = evaluated;
         *self
@@ -349,12 +349,12 @@ impl Alerts {
             to,
             last_seen: found.record.last_seen,
             event: event.and_then(|(kind, data)| {
-                let webhooks = self.parts.webhooks.subscribed(kind);
-                (!webhooks.is_empty()).then(|| NewEvent {
+                let sinks = self.parts.sinks.subscribed(kind);
+                (!sinks.is_empty()).then(|| NewEvent {
                     kind,
                     at: to.since.max(self.parts.clock.now()),
                     data,
-                    webhooks,
+                    sinks,
                 })
             }),
         }

@@ -11,10 +11,12 @@
 //! in the file are an error, so a typo cannot silently leave a setting at
 //! its default.
 
+mod sinks;
 #[cfg(test)]
 mod tests;
 mod webhooks;
 
+pub use sinks::{SinkConfig, SinkKind, shown_url};
 pub use webhooks::WebhookConfig;
 
 use std::collections::{BTreeMap, HashMap};
@@ -124,6 +126,9 @@ pub struct Config {
     pub webhook_retry_for: Duration,
     /// Where events are sent: `[[webhooks]]` tables.
     pub webhooks: Vec<WebhookConfig>,
+    /// The message brokers (and webhooks) events are relayed to: `[[sinks]]`
+    /// tables.
+    pub sinks: Vec<SinkConfig>,
     /// The shared token from [`API_TOKEN_ENV`]; when `None` the token stored
     /// in the data dir is used, if the compatibility mode is on.
     #[serde(skip)]
@@ -190,6 +195,7 @@ impl Default for Config {
             webhook_timeout: Duration::from_secs(10),
             webhook_retry_for: Duration::from_secs(24 * 60 * 60),
             webhooks: Vec::new(),
+            sinks: Vec::new(),
             api_token: None,
         }
     }
@@ -250,6 +256,14 @@ pub enum ConfigError {
         name: String,
         /// Why it is not an application name.
         error: secapp_domain::AppNameError,
+    },
+    /// A `[[sinks]]` table cannot be used.
+    #[error("sinks[{index}]: {problem}")]
+    Sink {
+        /// Its place in the file, from 0.
+        index: usize,
+        /// What is wrong.
+        problem: String,
     },
     /// A `[[webhooks]]` table cannot be used.
     #[error("webhooks[{index}]: {problem}")]
@@ -430,7 +444,11 @@ impl Config {
         if self.max_connections == Some(0) {
             return Err(ConfigError::ZeroCount("--max-connections"));
         }
-        webhooks::check(&self.webhooks)
+        webhooks::check(&self.webhooks)?;
+        sinks::check(
+            &self.sinks,
+            self.webhooks.iter().map(|hook| hook.name.as_str()),
+        )
     }
 
     /// The accepted levels.

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+use super::sinks::{MIN_SECRET, event_kinds, name_ok};
+use crate::store::EventKind;
 
 /// One `[[webhooks]]` table: where to send which events, and the secret
 /// they are signed with.
@@ -17,8 +19,9 @@ pub struct WebhookConfig {
     pub url: String,
     /// The key of each event's `Secapp-Signature` (at least 16 characters).
     pub secret: String,
-    /// Which events: `level_changed`, `consumer_stale`,
-    /// `consumer_recovered`; all three when left out.
+    /// Which events: `level_changed`, `consumer_stale` and
+    /// `consumer_recovered` when left out; `state_changed` or
+    /// `publish_accepted` instead of `level_changed` (one of the three).
     #[serde(default = "every_event")]
     pub events: Vec<String>,
 }
@@ -34,14 +37,15 @@ impl std::fmt::Debug for WebhookConfig {
 }
 
 fn every_event() -> Vec<String> {
-    crate::store::EventKind::ALL
-        .iter()
-        .map(|kind| kind.as_str().to_owned())
-        .collect()
+    [
+        EventKind::LevelChanged,
+        EventKind::ConsumerStale,
+        EventKind::ConsumerRecovered,
+    ]
+    .iter()
+    .map(|kind| kind.as_str().to_owned())
+    .collect()
 }
-
-/// The shortest webhook secret.
-const MIN_SECRET: usize = 16;
 
 /// Checks every table: a unique name, an http(s) URL, a long enough
 /// secret, known events.
@@ -49,13 +53,7 @@ pub(super) fn check(webhooks: &[WebhookConfig]) -> Result<(), ConfigError> {
     let mut names = std::collections::HashSet::new();
     for (index, webhook) in webhooks.iter().enumerate() {
         let invalid = |problem: String| ConfigError::Webhook { index, problem };
-        let name_ok = !webhook.name.is_empty()
-            && webhook.name.len() <= 64
-            && webhook
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !name_ok {
+        if !name_ok(&webhook.name) {
             return Err(invalid(
                 "name must be 1 to 64 letters, digits, `-` or `_`".into(),
             ));
@@ -88,19 +86,12 @@ pub(super) fn check(webhooks: &[WebhookConfig]) -> Result<(), ConfigError> {
                 "secret must be at least {MIN_SECRET} characters"
             )));
         }
-        if webhook.events.is_empty() {
+        let kinds = event_kinds(&webhook.events).map_err(&invalid)?;
+        if kinds.iter().filter(|kind| kind.is_state()).count() > 1 {
             return Err(invalid(
-                "events must name at least one event, or be left out for all".into(),
+                "events may name only one of publish_accepted, state_changed and level_changed"
+                    .into(),
             ));
-        }
-        if let Some(unknown) = webhook
-            .events
-            .iter()
-            .find(|event| crate::store::EventKind::parse(event).is_none())
-        {
-            return Err(invalid(format!(
-                "`{unknown}` is not an event; use level_changed, consumer_stale or consumer_recovered"
-            )));
         }
     }
     Ok(())

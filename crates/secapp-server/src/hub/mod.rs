@@ -36,10 +36,8 @@ use tokio_util::sync::CancellationToken;
 use crate::access::Access;
 use crate::clock::Clock;
 use crate::metrics::{PublishCounts, PublishOutcome};
-use crate::store::{
-    EventKind, HistoryEntry, HistoryQuery, NewChange, Published, Snapshot, Store, StoreError,
-};
-use crate::webhooks::Webhooks;
+use crate::relay::Sinks;
+use crate::store::{HistoryEntry, HistoryQuery, NewChange, Published, Snapshot, Store, StoreError};
 use consumers::Consumers;
 
 /// What the hub works with besides its own state.
@@ -49,9 +47,9 @@ pub struct Parts {
     pub store: Arc<dyn Store>,
     /// The registry, to check waiting callers again when it changes.
     pub access: Arc<Access>,
-    /// The configured webhooks: who to tell of a new level, and the
-    /// sender to wake.
-    pub webhooks: Arc<Webhooks>,
+    /// The configured sinks: who wants which events about a publish, and
+    /// the relay to wake.
+    pub sinks: Arc<Sinks>,
     /// Publishes counted by outcome.
     pub publishes: PublishCounts,
     /// The time source.
@@ -62,13 +60,13 @@ pub struct Parts {
 
 #[cfg(test)]
 impl Parts {
-    /// The parts of a hub alone on `store`: nobody registered, no webhooks,
+    /// The parts of a hub alone on `store`: nobody registered, no sinks,
     /// the system clock.
     pub(crate) fn alone(store: Arc<dyn Store>) -> Self {
         Self {
             access: Arc::new(Access::new(store.clone(), Vec::new(), Vec::new(), None)),
             store,
-            webhooks: Arc::new(Webhooks::new(&[])),
+            sinks: Arc::new(Sinks::default()),
             publishes: PublishCounts::default(),
             clock: Arc::new(crate::clock::SystemClock),
             shutdown: CancellationToken::new(),
@@ -149,23 +147,21 @@ impl Hub {
 
     /// Records a change durably, then does what follows a commit: makes it
     /// the live head if it won (waking long polls and streams), wakes the
-    /// webhook sender for the event it may have left in the outbox, logs and
-    /// counts it. The webhooks to tell are filled in here, from the
+    /// relay for the events it may have left in the outbox, logs and
+    /// counts it. The sinks to tell are filled in here, from the
     /// configuration, so a caller only says what was published.
     ///
     /// # Errors
     /// [`StoreError`] when the store could not record it; nothing changed then.
     pub async fn publish(&self, mut change: NewChange) -> Result<Published, StoreError> {
-        change.level_webhooks = self.parts.webhooks.subscribed(EventKind::LevelChanged);
+        change.sinks = self.parts.sinks.subscribers();
         let (level, changed_at) = (change.level, change.changed_at);
         let app = change.published_by.clone();
         let published = self.parts.store.publish(change).await?;
         match &published {
             Published::New(recorded) => {
                 self.advance(&recorded.head);
-                if recorded.outcome == Outcome::Head {
-                    self.parts.webhooks.wake();
-                }
+                self.parts.sinks.wake();
                 tracing::info!(
                     %app, %level, %changed_at,
                     id = recorded.id.0,

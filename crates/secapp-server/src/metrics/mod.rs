@@ -65,6 +65,13 @@ struct OutcomeLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SinkLabels {
+    sink: String,
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct HttpLabels {
     route: &'static str,
     method: &'static str,
@@ -81,9 +88,10 @@ struct OperationLabel {
     operation: &'static str,
 }
 
-/// How a webhook attempt ended, as `secapp_webhook_deliveries_total` counts it.
+/// How a delivery attempt ended, as `secapp_sink_deliveries_total` (and, for
+/// webhooks, `secapp_webhook_deliveries_total`) counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WebhookOutcome {
+pub enum RelayOutcome {
     /// The receiver took the event.
     Delivered,
     /// It failed and will be retried.
@@ -92,7 +100,7 @@ pub enum WebhookOutcome {
     Dead,
 }
 
-impl WebhookOutcome {
+impl RelayOutcome {
     fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
@@ -135,6 +143,7 @@ pub struct Metrics {
     store_duration: Family<OperationLabel, Histogram>,
     long_polls_waiting: Gauge,
     webhook_deliveries: Family<OutcomeLabel, Counter>,
+    sink_deliveries: Family<SinkLabels, Counter>,
     apps: Arc<AppsSeen>,
 }
 
@@ -197,10 +206,16 @@ impl Metrics {
             "Webhook attempts by how they ended: delivered, failed (to be retried), dead (retry period over)",
             webhook_deliveries.clone(),
         );
+        let sink_deliveries = Family::<SinkLabels, Counter>::default();
+        registry.register(
+            "sink_deliveries",
+            "Delivery attempts by sink (webhooks and brokers) and how they ended: delivered, failed (to be retried), dead (retry period over)",
+            sink_deliveries.clone(),
+        );
         for outcome in [
-            WebhookOutcome::Delivered,
-            WebhookOutcome::Failed,
-            WebhookOutcome::Dead,
+            RelayOutcome::Delivered,
+            RelayOutcome::Failed,
+            RelayOutcome::Dead,
         ] {
             // Present from the start, so a rate over them is never empty.
             let _ = webhook_deliveries.get_or_create(&OutcomeLabel {
@@ -210,6 +225,7 @@ impl Metrics {
         Self {
             registry,
             webhook_deliveries,
+            sink_deliveries,
             publishes,
             http_requests,
             http_duration,
@@ -256,13 +272,25 @@ impl Metrics {
         &self.apps
     }
 
-    /// Counts a webhook attempt.
-    pub fn webhook(&self, outcome: WebhookOutcome) {
-        self.webhook_deliveries
-            .get_or_create(&OutcomeLabel {
+    /// Counts `count` delivery attempts to `sink` (of `kind`) that ended so.
+    pub fn relayed(&self, sink: &str, kind: &'static str, outcome: RelayOutcome, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.sink_deliveries
+            .get_or_create(&SinkLabels {
+                sink: sink.to_owned(),
+                kind,
                 outcome: outcome.as_str(),
             })
-            .inc();
+            .inc_by(count);
+        if kind == "webhook" {
+            self.webhook_deliveries
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.as_str(),
+                })
+                .inc_by(count);
+        }
     }
 
     /// Marks a long poll held until the guard is dropped.

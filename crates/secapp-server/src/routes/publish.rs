@@ -140,6 +140,6 @@ fn validate(
         source: None,
         token_id: Some(principal.token_id.to_string()),
         // Filled in by the hub from the configuration.
-        level_webhooks: Vec::new(),
+        sinks: Default::default(),
     })
 }

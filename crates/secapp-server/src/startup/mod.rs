@@ -27,7 +27,7 @@ use crate::hub::{self, Hub};
 use crate::state::{self, AppState};
 use crate::store::{self, Store, StoreError};
 use crate::token::{self, ApiToken, TokenError, TokenOrigin};
-use crate::{alerts, limits, metrics, routes, scrape, streams, webhooks};
+use crate::{alerts, limits, metrics, relay, routes, scrape, streams};
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -131,13 +131,13 @@ impl Server {
                  then set shared_token = \"off\""
             );
         }
-        let webhooks = Arc::new(webhooks::Webhooks::new(&config.webhooks));
+        let sinks = Arc::new(relay::Sinks::new(&config));
         let shutdown = CancellationToken::new();
         let hub = Arc::new(Hub::new(
             hub::Parts {
                 store: store.clone(),
                 access: access.clone(),
-                webhooks: webhooks.clone(),
+                sinks: sinks.clone(),
                 publishes: metrics.publish_counts(),
                 clock: clock.clone(),
                 shutdown: shutdown.clone(),
@@ -153,7 +153,7 @@ impl Server {
             access: access.clone(),
             seen: metrics.apps().clone(),
             streams: streams.clone(),
-            webhooks: webhooks.clone(),
+            sinks: sinks.clone(),
             clock: clock.clone(),
             default_allowance: settings.background.stale_after,
         }));
@@ -171,7 +171,7 @@ impl Server {
             access,
             metrics,
             alerts,
-            webhooks,
+            sinks,
             requests: settings.requests,
             limits: limits::RateLimits::new(&settings.rate_limits),
             unreadable,

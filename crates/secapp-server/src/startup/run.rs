@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Server, ServerError};
 use crate::state::AppState;
-use crate::{listener, metrics, replicas, routes, webhooks};
+use crate::{listener, metrics, relay, replicas, routes};
 
 impl Server {
     /// Serves on `listener` until `shutdown` completes, then stops accepting,
@@ -59,13 +59,11 @@ impl Server {
         // An attempt in flight when the server stops is cut short: its hold
         // ends and it is sent again after the restart (at least once).
         tasks.spawn(
-            webhooks::sender::Sender {
+            relay::run::Relay {
                 store: store.clone(),
-                webhooks: state.webhooks.clone(),
+                sinks: state.sinks.clone(),
                 clock: state.clock.clone(),
                 metrics: state.metrics.clone(),
-                timeout: background.webhook_timeout,
-                retry_for: background.webhook_retry_for,
             }
             .run(background.watch_interval, stopping.clone()),
         );

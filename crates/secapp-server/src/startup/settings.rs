@@ -27,17 +27,13 @@ pub struct Settings {
     pub shutdown_grace: Duration,
 }
 
-/// How often the background tasks run, and the webhook sender's limits.
+/// How often the background tasks run.
 #[derive(Debug, Clone, Copy)]
 pub struct Background {
     /// How often consumer records are written back.
     pub cursor_flush_interval: Duration,
     /// How often the consumer watch runs and due deliveries are tried.
     pub watch_interval: Duration,
-    /// How long one webhook attempt may take.
-    pub webhook_timeout: Duration,
-    /// How long an event is retried before it becomes a dead letter.
-    pub webhook_retry_for: Duration,
     /// How long an application may go unseen before it counts as stale.
     pub stale_after: Duration,
 }
@@ -76,8 +72,6 @@ impl Settings {
             background: Background {
                 cursor_flush_interval: config.cursor_flush_interval,
                 watch_interval: config.watch_interval,
-                webhook_timeout: config.webhook_timeout,
-                webhook_retry_for: config.webhook_retry_for,
                 stale_after: config.stale_after,
             },
             connections: Connections {

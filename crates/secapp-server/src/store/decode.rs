@@ -16,8 +16,8 @@ use secapp_domain::{
 };
 
 use super::{
-    AlertState, AppRecord, AuditEvent, AuditRecord, ConsumerRecord, Delivery, EventKind,
-    HistoryEntry, Standing, TokenRecord, UnreadableRow, UnreadableToken, WatchRecord,
+    AlertState, AppRecord, AuditEvent, AuditRecord, ConsumerRecord, DeadLetter, Delivery,
+    EventKind, HistoryEntry, Standing, TokenRecord, UnreadableRow, UnreadableToken, WatchRecord,
     WatchTransition,
 };
 
@@ -369,19 +369,44 @@ pub fn watch_transition(row: &impl Columns) -> Result<WatchTransition, String> {
     })
 }
 
-/// `event_id, webhook, type, occurred_at, data, attempts`.
+/// `event_id, sink, type, occurred_at, data, attempts`.
 ///
 /// # Errors
 /// What is wrong with the row.
 pub fn delivery(row: &impl Columns) -> Result<Delivery, String> {
-    let kind = row.required_text(2, "type")?;
     Ok(Delivery {
         event_id: row.required_integer(0, "event_id")?,
-        webhook: row.required_text(1, "webhook")?,
-        kind: EventKind::parse(&kind).ok_or_else(|| format!("type `{kind}` is not an event"))?,
+        sink: row.required_text(1, "sink")?,
+        kind: event_kind(row, 2)?,
         occurred_at: row.required_instant(3, "occurred_at")?,
         data: row.required_text(4, "data")?,
-        attempts: u32::try_from(row.required_integer(5, "attempts")?)
-            .map_err(|_| "attempts is out of range".to_owned())?,
+        attempts: attempts(row, 5)?,
     })
+}
+
+/// A dead letter: `event_id, sink, type, occurred_at, attempts,
+/// finished_at, last_error`.
+///
+/// # Errors
+/// What is wrong with the row.
+pub fn dead_letter(row: &impl Columns) -> Result<DeadLetter, String> {
+    Ok(DeadLetter {
+        event_id: row.required_integer(0, "event_id")?,
+        sink: row.required_text(1, "sink")?,
+        kind: event_kind(row, 2)?,
+        occurred_at: row.required_instant(3, "occurred_at")?,
+        attempts: attempts(row, 4)?,
+        dead_at: row.instant(5, "finished_at")?,
+        last_error: row.text(6, "last_error")?,
+    })
+}
+
+fn event_kind(row: &impl Columns, index: usize) -> Result<EventKind, String> {
+    let kind = row.required_text(index, "type")?;
+    EventKind::parse(&kind).ok_or_else(|| format!("type `{kind}` is not an event"))
+}
+
+fn attempts(row: &impl Columns, index: usize) -> Result<u32, String> {
+    u32::try_from(row.required_integer(index, "attempts")?)
+        .map_err(|_| "attempts is out of range".to_owned())
 }

@@ -9,7 +9,7 @@
 //! - [`AuditLog`]: reading the admin audit back;
 //! - [`ConsumerWatch`]: when each consumer was last seen, its alert state
 //!   and the history of its changes;
-//! - [`Outbox`]: events waiting for webhooks, claimed and finished by the sender;
+//! - [`Outbox`]: events waiting for sinks, claimed and finished by the relay;
 //!
 //! and [`Store`] is all six plus start-up, health and shutdown, and what a
 //! server sharing the database with others needs: the head and registry
@@ -28,7 +28,8 @@
 //! - [`decode`]: reading rows back into records, over each backend's way of
 //!   reading one column.
 //! - `records.rs`: the records the traits take and return;
-//!   `alerts.rs`: those of the consumer watch and the outbox.
+//!   `alerts.rs`: those of the consumer watch; `outbox.rs`: those of the
+//!   outbox (events, who wants them, deliveries).
 //! - `error.rs`: [`StoreError`], sorted by what a caller can do.
 
 mod alerts;
@@ -36,6 +37,7 @@ mod alerts;
 pub mod conformance;
 pub mod decode;
 mod error;
+mod outbox;
 pub mod postgres;
 pub mod publish;
 mod records;
@@ -46,6 +48,7 @@ mod timings;
 
 pub use alerts::*;
 pub use error::{Cause, StoreError};
+pub use outbox::*;
 pub use records::*;
 pub use timings::Timings;
 
@@ -141,28 +144,50 @@ pub trait ConsumerWatch: Send + Sync {
     ) -> Result<Vec<WatchTransition>, StoreError>;
 }
 
-/// Events waiting to be delivered to webhooks.
+/// Events waiting to be delivered to sinks, each sink's in the order they
+/// were written.
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// Claims up to `limit` of `webhook`'s deliveries that are due at `now`,
-    /// oldest first: each is held (not due again) until `hold_until`, so
-    /// two senders never try one delivery at once, and one that stops
-    /// mid-attempt leaves it to be tried again once the hold ends.
+    /// Claims the oldest of `sink`'s pending deliveries, up to `limit` in
+    /// event order, when the first of them is due at `now` (nothing
+    /// otherwise: a delivery waiting for its retry holds back the ones
+    /// behind it). Each is held (not due again) until `hold_until`, so two
+    /// relays never send one sink's deliveries at once, and one that stops
+    /// mid-batch leaves them to be sent again once the hold ends.
     async fn claim_deliveries(
         &self,
-        webhook: &str,
+        sink: &str,
         now: DateTime<Utc>,
         hold_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
 
-    /// Records how an attempt ended, at `at`.
-    async fn finish_delivery(
+    /// Records how each attempt ended, at `at`, in one transaction. A
+    /// delivery already finished (by a relay whose hold ran out) stays as
+    /// it was.
+    async fn finish_deliveries(
         &self,
-        delivery: &Delivery,
-        outcome: DeliveryOutcome,
+        finished: Vec<(Delivery, DeliveryOutcome)>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Dead letters, newest event first, of one sink or all; only events
+    /// older than `before` when given (the next page).
+    async fn dead_letters(
+        &self,
+        sink: Option<String>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Makes a dead letter pending again, due at `at` (its attempts start
+    /// over); `false` when `sink` has no dead letter for that event.
+    async fn retry_dead_letter(
+        &self,
+        sink: &str,
+        event_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A whole store: every aggregate, plus loading, health and shutdown.

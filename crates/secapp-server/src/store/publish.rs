@@ -13,9 +13,9 @@
 
 use std::future::Future;
 
-use secapp_domain::{AppName, ChangeId, Ledger, Outcome, Version};
+use secapp_domain::{AppName, ChangeId, Ledger, Level, Outcome, Version};
 
-use super::{Idempotency, NewChange, NewEvent, Published, Recorded, StoreError};
+use super::{EventKind, Idempotency, NewChange, NewEvent, Published, Recorded, StoreError};
 
 /// What claiming an idempotency key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ pub async fn publish(
     if outcome == Outcome::Head {
         unit.announce_head().await?;
     }
-    if let Some(event) = NewEvent::for_publish(change, id, outcome, ledger) {
+    for event in events_of(change, id, outcome, ledger) {
         unit.insert_event(&event).await?;
     }
     unit.keep().await?;
@@ -146,5 +146,64 @@ pub fn run_to_completion<T>(
         Err(StoreError::corrupt(
             "a synchronous store step waited; nothing was kept",
         ))
+    })
+}
+
+/// The events a publish writes in its own transaction: `change`, recorded
+/// as `id` with `outcome` against the head `ledger` holds before it, is a
+/// `publish_accepted`; a `state_changed` when it became the head; a
+/// `level_changed` when it did with another level. Each only when a sink
+/// wants it.
+#[must_use]
+pub fn events_of(
+    change: &NewChange,
+    id: ChangeId,
+    outcome: Outcome,
+    ledger: &Ledger,
+) -> Vec<NewEvent> {
+    let previous = ledger.head().map(|head| head.change.level);
+    let head = outcome == Outcome::Head;
+    let version = if head {
+        ledger.version().next()
+    } else {
+        ledger.version()
+    };
+    [
+        (EventKind::PublishAccepted, true),
+        (EventKind::StateChanged, head),
+        (
+            EventKind::LevelChanged,
+            head && previous != Some(change.level),
+        ),
+    ]
+    .into_iter()
+    .filter(|(kind, applies)| *applies && !change.sinks.of(*kind).is_empty())
+    .map(|(kind, _)| NewEvent {
+        kind,
+        at: change.received_at,
+        data: state_data(change, id, outcome, version, previous),
+        sinks: change.sinks.of(kind).to_vec(),
+    })
+    .collect()
+}
+
+/// The data of an event about a publish: the change as the API shows a
+/// state (`current_status`, `status_change_id`, `Change_at`), then what it
+/// did and what came before.
+fn state_data(
+    change: &NewChange,
+    id: ChangeId,
+    outcome: Outcome,
+    version: Version,
+    previous: Option<Level>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "current_status": change.level.get(),
+        "status_change_id": id.0,
+        "Change_at": change.changed_at.to_string(),
+        "outcome": outcome.as_str(),
+        "head_version": version.0,
+        "previous_status": previous.map(Level::get),
+        "published_by": change.published_by.as_str(),
     })
 }

@@ -22,9 +22,9 @@ pub struct NewChange {
     /// The id of the token it was published with (`shared` for the shared
     /// compatibility token).
     pub token_id: Option<String>,
-    /// The webhooks (by name) to tell, in the same transaction, when this
-    /// change becomes the head with a level other than the previous head's.
-    pub level_webhooks: Vec<String>,
+    /// The sinks (webhooks, brokers) that want each kind of event about a
+    /// publish: their deliveries are written in the same transaction.
+    pub sinks: std::sync::Arc<super::Subscribers>,
 }
 
 /// Which part of the history to read, newest first.

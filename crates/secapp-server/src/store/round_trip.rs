@@ -108,7 +108,7 @@ fn new_change() -> impl Strategy<Value = NewChange> {
                 idempotency: None,
                 source,
                 token_id,
-                level_webhooks: Vec::new(),
+                sinks: Default::default(),
             },
         )
 }

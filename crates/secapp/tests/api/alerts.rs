@@ -134,7 +134,7 @@ async fn a_quiet_consumer_goes_stale_and_recovers_once_each_and_a_restart_raises
     let request = receiver
         .received()
         .into_iter()
-        .find(|r| r.json()["type"] == "consumer_stale")
+        .find(|r| r.json()["type"] == "secapp.consumer.stale")
         .unwrap();
     assert!(
         verifies(SECRET, &request.signature, &request.body),

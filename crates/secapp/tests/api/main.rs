@@ -8,6 +8,7 @@ mod access;
 mod alerts;
 mod bad_input;
 mod balancer;
+mod bus;
 mod cli;
 mod connections;
 mod contract;

@@ -23,6 +23,8 @@ pub struct Received {
     pub signature: String,
     /// `Secapp-Event-Id`.
     pub event_id: String,
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    pub standard: [String; 3],
     /// The raw body.
     pub body: Bytes,
     /// What the receiver answered.
@@ -77,6 +79,11 @@ async fn take(State(inbox): State<Arc<Inbox>>, headers: HeaderMap, body: Bytes) 
     inbox.received.lock().unwrap().push(Received {
         signature: header("secapp-signature"),
         event_id: header("secapp-event-id"),
+        standard: [
+            header("webhook-id"),
+            header("webhook-timestamp"),
+            header("webhook-signature"),
+        ],
         body,
         status: status.as_u16(),
     });
@@ -113,11 +120,11 @@ impl Receiver {
             .collect()
     }
 
-    /// The events of `kind` taken, as JSON.
+    /// The events of `kind` (`consumer_stale`, …) taken, as JSON.
     pub fn delivered_of(&self, kind: &str) -> Vec<Value> {
         self.delivered()
             .into_iter()
-            .filter(|event| event["type"] == kind)
+            .filter(|event| event["type"] == cloud_type(kind))
             .collect()
     }
 
@@ -160,6 +167,20 @@ pub fn verifies(secret: &str, signature: &str, body: &[u8]) -> bool {
     expected == v1
 }
 
+/// Whether the Standard Webhooks headers of `request` hold: its
+/// `webhook-signature` is `v1,` and the base64 HMAC-SHA256, keyed with
+/// `secret`, of "<webhook-id>.<webhook-timestamp>.<body>", and the id is the
+/// event's.
+pub fn verifies_standard(secret: &str, request: &Received) -> bool {
+    use base64::Engine as _;
+    let [id, t, signature] = &request.standard;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{id}.{t}.").as_bytes());
+    mac.update(&request.body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    *signature == format!("v1,{expected}") && request.json()["id"] == id.as_str()
+}
+
 /// A `[[webhooks]]` entry pointing at `url`, for `events` (all when empty).
 pub fn webhook(name: &str, url: &str, events: &[&str]) -> secapp_server::config::WebhookConfig {
     let mut config: secapp_server::config::WebhookConfig =
@@ -171,4 +192,10 @@ pub fn webhook(name: &str, url: &str, events: &[&str]) -> secapp_server::config:
         config.events = events.iter().map(|e| (*e).to_owned()).collect();
     }
     config
+}
+
+/// The CloudEvents `type` of an event kind: `consumer_stale` is
+/// `secapp.consumer.stale`.
+pub fn cloud_type(kind: &str) -> String {
+    format!("secapp.{}", kind.replace('_', "."))
 }

@@ -11,7 +11,7 @@ use secapp_server::config::Config;
 
 use crate::helpers::spawn_app_on;
 use crate::metrics::{scrape, value};
-use crate::receiver::{Receiver, SECRET, verifies, webhook};
+use crate::receiver::{Receiver, SECRET, verifies, verifies_standard, webhook};
 
 fn level_hook(url: String, retry_for: Duration) -> impl Fn(&mut Config) + Clone {
     move |config: &mut Config| {
@@ -65,12 +65,19 @@ async fn a_level_change_is_signed_and_delivered_once_after_the_receiver_fails_tw
         );
     }
     let event = attempts[2].json();
-    assert_eq!(event["type"], "level_changed");
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["type"], "secapp.level.changed");
+    assert_eq!(event["source"], "/secapp");
+    assert_eq!(event["id"], id.to_string(), "named by the change");
     assert_eq!(attempts[2].event_id, event["id"].as_str().unwrap());
-    assert_eq!(event["data"]["level"], 3);
-    assert_eq!(event["data"]["previous_level"], serde_json::Value::Null);
-    assert_eq!(event["data"]["processed_id"], id);
+    assert_eq!(event["data"]["current_status"], 3);
+    assert_eq!(event["data"]["previous_status"], serde_json::Value::Null);
+    assert_eq!(event["data"]["status_change_id"], id);
     assert_eq!(event["data"]["published_by"], "security");
+    assert!(
+        verifies_standard(SECRET, &attempts[2]),
+        "the Standard Webhooks signature holds"
+    );
 
     // Delivered: never sent again, however long the clock runs.
     for _ in 0..6 {
@@ -85,9 +92,9 @@ async fn a_level_change_is_signed_and_delivered_once_after_the_receiver_fails_tw
     let delivered = receiver
         .wait_for("the second change", |events| events.len() == 2)
         .await;
-    assert_eq!(delivered[1]["data"]["level"], 4);
-    assert_eq!(delivered[1]["data"]["previous_level"], 3);
-    assert_eq!(delivered[1]["data"]["processed_id"], second);
+    assert_eq!(delivered[1]["data"]["current_status"], 4);
+    assert_eq!(delivered[1]["data"]["previous_status"], 3);
+    assert_eq!(delivered[1]["data"]["status_change_id"], second);
     assert_ne!(delivered[0]["id"], delivered[1]["id"]);
     let samples = scrape(&app).await;
     assert_eq!(
@@ -142,7 +149,7 @@ async fn an_event_not_yet_delivered_is_delivered_after_a_restart() {
         .wait_for("the event after the restart", |events| events.len() == 1)
         .await;
     assert_eq!(delivered[0]["id"], tried[0].json()["id"]);
-    assert_eq!(delivered[0]["data"]["level"], 5);
+    assert_eq!(delivered[0]["data"]["current_status"], 5);
     app.stop().await;
 }
 

@@ -9,19 +9,23 @@
 //! - `deliveries.rs`: consumer records only moving forward, whoever writes;
 //! - `registry.rs`: applications, tokens, their audit, and conflicts
 //!   between two writers;
-//! - `watch.rs`: the consumer watch and the outbox, with two servers;
+//! - `watch.rs`: the consumer watch and who leads, with two servers;
+//! - `outbox.rs`: events written with their cause, and sinks' deliveries
+//!   in order, held, retried and dead-lettered;
 //! - `postgres.rs`: a PostgreSQL database of its own per test ([`TempPostgres`]);
 //! - here: starting empty and refusing work after close.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod change_log;
 mod deliveries;
+mod outbox;
 mod postgres;
 mod registry;
 mod watch;
 
 pub use change_log::*;
 pub use deliveries::*;
+pub use outbox::*;
 pub use postgres::TempPostgres;
 pub use registry::*;
 pub use watch::*;
@@ -53,7 +57,7 @@ pub fn change(level: i64, at: &str) -> NewChange {
         idempotency: None,
         source: None,
         token_id: None,
-        level_webhooks: Vec::new(),
+        sinks: Default::default(),
     }
 }
 
@@ -151,8 +155,8 @@ macro_rules! conformance_tests {
             two_writers_cannot_remove_the_last_two_admins,
             sightings_only_move_forward,
             two_watchers_record_a_change_of_state_once,
-            a_level_change_writes_its_event_with_the_publish,
-            a_delivery_is_held_by_one_sender_at_a_time,
+            a_publish_writes_the_events_sinks_asked_for,
+            a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried,
             one_server_leads_at_a_time,
         );
     };

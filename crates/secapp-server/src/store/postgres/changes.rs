@@ -5,8 +5,8 @@
 use deadpool_postgres::{GenericClient, Transaction};
 use secapp_domain::{AppName, ChangeId, Head, Ledger, Outcome, Version};
 
+use super::listener;
 use super::rows::{self, failed};
-use super::{listener, watch};
 use crate::store::decode::{self, NewestHead, version_to_sql};
 use crate::store::publish::{self, KeyClaim, PublishUnit};
 use crate::store::{
@@ -163,7 +163,7 @@ impl PublishUnit for Unit<'_> {
     }
 
     async fn insert_event(&mut self, event: &NewEvent) -> Result<(), StoreError> {
-        watch::insert_event(&self.0, event).await
+        super::outbox::insert_event(&self.0, event).await
     }
 
     async fn keep(self) -> Result<(), StoreError> {

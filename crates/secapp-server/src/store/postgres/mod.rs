@@ -16,6 +16,7 @@ mod changes;
 mod consumers;
 mod leader;
 mod listener;
+mod outbox;
 mod registry;
 mod rows;
 mod schema;
@@ -31,8 +32,8 @@ use secapp_domain::AppName;
 use super::Timings;
 use super::{
     AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
-    ConsumerWatch, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery, NewChange,
-    Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
+    ConsumerWatch, DeadLetter, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery,
+    NewChange, Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
     WatchTransition,
 };
 use rows::failed;
@@ -274,27 +275,57 @@ impl ConsumerWatch for PostgresStore {
 impl Outbox for PostgresStore {
     async fn claim_deliveries(
         &self,
-        webhook: &str,
+        sink: &str,
         now: DateTime<Utc>,
         hold_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
         self.timings
             .timed("claim_deliveries", async {
-                watch::claim(&self.client().await?, webhook, now, hold_until, limit).await
+                let mut client = self.client().await?;
+                let tx = client
+                    .transaction()
+                    .await
+                    .map_err(failed("claiming deliveries"))?;
+                outbox::claim(tx, sink, now, hold_until, limit).await
             })
             .await
     }
 
-    async fn finish_delivery(
+    async fn finish_deliveries(
         &self,
-        delivery: &Delivery,
-        outcome: DeliveryOutcome,
+        finished: Vec<(Delivery, DeliveryOutcome)>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.timings
-            .timed("finish_delivery", async {
-                watch::finish(&self.client().await?, delivery, &outcome, at).await
+            .timed("finish_deliveries", async {
+                outbox::finish(&self.client().await?, &finished, at).await
+            })
+            .await
+    }
+
+    async fn dead_letters(
+        &self,
+        sink: Option<String>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.timings
+            .timed("dead_letters", async {
+                outbox::dead_letters(&self.client().await?, sink.as_deref(), before, limit).await
+            })
+            .await
+    }
+
+    async fn retry_dead_letter(
+        &self,
+        sink: &str,
+        event_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.timings
+            .timed("retry_dead_letter", async {
+                outbox::retry_dead_letter(&self.client().await?, sink, event_id, at).await
             })
             .await
     }

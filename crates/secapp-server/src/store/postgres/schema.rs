@@ -7,11 +7,18 @@ use super::rows::failed;
 use crate::store::StoreError;
 
 /// The migrations, in order: version, name, SQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "sinks",
+        include_str!("../../../migrations/postgres/0002_sinks.sql"),
+    ),
+];
 
 /// The advisory lock held while migrating ("secapp:m").
 const MIGRATION_LOCK: i64 = 0x7365_6361_7070_3a6d;

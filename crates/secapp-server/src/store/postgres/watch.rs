@@ -1,6 +1,5 @@
-//! The consumer watch (sightings forward only, states changed only from
-//! the state read, their history) and the outbox (events with their
-//! deliveries, claimed with `FOR UPDATE SKIP LOCKED` and a hold).
+//! The consumer watch: sightings forward only, states changed only from
+//! the state read, their history.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
@@ -8,9 +7,7 @@ use secapp_domain::AppName;
 
 use super::rows::{self, failed};
 use crate::store::decode;
-use crate::store::{
-    Delivery, DeliveryOutcome, NewEvent, StoreError, WatchChange, WatchRecord, WatchTransition,
-};
+use crate::store::{StoreError, WatchChange, WatchRecord, WatchTransition};
 
 /// Moves sightings forward in `tx`, then reads every record; commits.
 pub(super) async fn watch(
@@ -97,7 +94,7 @@ pub(super) async fn change(
             .map_err(&changing)?;
         }
         if let Some(event) = &change.event {
-            insert_event(&tx, event).await?;
+            super::outbox::insert_event(&tx, event).await?;
         }
         applied.push(true);
     }
@@ -123,96 +120,4 @@ pub(super) async fn history(
         decode::skipped("consumer_watch_history", row, problem)
     })
     .0)
-}
-
-/// Writes `event` and one pending delivery per webhook, inside `tx`.
-pub(super) async fn insert_event(tx: &Transaction<'_>, event: &NewEvent) -> Result<(), StoreError> {
-    if event.webhooks.is_empty() {
-        return Ok(());
-    }
-    let writing = failed("writing an event");
-    let id: i64 = tx
-        .query_one(
-            "INSERT INTO events (type, occurred_at, data) VALUES ($1, $2, $3) RETURNING id",
-            &[&event.kind.as_str(), &event.at, &event.data.to_string()],
-        )
-        .await
-        .map_err(&writing)?
-        .get(0);
-    for webhook in &event.webhooks {
-        tx.execute(
-            "INSERT INTO webhook_deliveries (event_id, webhook, state, next_attempt_at)
-             VALUES ($1, $2, 'pending', $3)",
-            &[&id, webhook, &event.at],
-        )
-        .await
-        .map_err(&writing)?;
-    }
-    Ok(())
-}
-
-/// Claims due deliveries of `webhook`, oldest event first: rows another
-/// sender is claiming are skipped, not waited for.
-pub(super) async fn claim(
-    client: &impl GenericClient,
-    webhook: &str,
-    now: DateTime<Utc>,
-    hold_until: DateTime<Utc>,
-    limit: u32,
-) -> Result<Vec<Delivery>, StoreError> {
-    let rows = client
-        .query(
-            "WITH due AS (
-                 SELECT event_id FROM webhook_deliveries
-                 WHERE webhook = $1 AND state = 'pending' AND next_attempt_at <= $2
-                 ORDER BY event_id LIMIT $3
-                 FOR UPDATE SKIP LOCKED
-             )
-             UPDATE webhook_deliveries d SET next_attempt_at = $4
-             FROM due, events e
-             WHERE d.webhook = $1 AND d.event_id = due.event_id AND e.id = due.event_id
-             RETURNING d.event_id, d.webhook, e.type, e.occurred_at, e.data, d.attempts",
-            &[&webhook, &now, &i64::from(limit), &hold_until],
-        )
-        .await
-        .map_err(failed("claiming webhook deliveries"))?;
-    let mut due = rows::load(&rows, decode::delivery, |row, problem| {
-        decode::skipped("events", row, problem)
-    })
-    .0;
-    due.sort_by_key(|delivery| delivery.event_id);
-    Ok(due)
-}
-
-/// Records how an attempt ended; one already finished stays as it was.
-pub(super) async fn finish(
-    client: &impl GenericClient,
-    delivery: &Delivery,
-    outcome: &DeliveryOutcome,
-    at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let (state, next, error) = match outcome {
-        DeliveryOutcome::Delivered => ("delivered", None, None),
-        DeliveryOutcome::Retry { next_at, error } => ("pending", Some(*next_at), Some(error)),
-        DeliveryOutcome::Dead { error } => ("dead", None, Some(error)),
-    };
-    let finished = (state != "pending").then_some(at);
-    client
-        .execute(
-            "UPDATE webhook_deliveries
-             SET state = $3, attempts = attempts + 1, finished_at = $4, last_error = $5,
-                 next_attempt_at = coalesce($6, next_attempt_at)
-             WHERE event_id = $1 AND webhook = $2 AND state = 'pending'",
-            &[
-                &delivery.event_id,
-                &delivery.webhook,
-                &state,
-                &finished,
-                &error,
-                &next,
-            ],
-        )
-        .await
-        .map_err(failed("finishing a webhook delivery"))?;
-    Ok(())
 }

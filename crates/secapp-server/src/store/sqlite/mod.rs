@@ -38,8 +38,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::Timings;
 use super::{
     AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
-    ConsumerWatch, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery, NewChange,
-    Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
+    ConsumerWatch, DeadLetter, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery,
+    NewChange, Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
     WatchTransition,
 };
 use secapp_domain::{AppName, Head};
@@ -249,27 +249,50 @@ impl ConsumerWatch for SqliteStore {
 impl Outbox for SqliteStore {
     async fn claim_deliveries(
         &self,
-        webhook: &str,
+        sink: &str,
         now: DateTime<Utc>,
         hold_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let webhook = webhook.to_owned();
+        let sink = sink.to_owned();
         self.run("claim_deliveries", move |conn| {
-            outbox::claim(conn, &webhook, now, hold_until, limit)
+            outbox::claim(conn, &sink, now, hold_until, limit)
         })
         .await
     }
 
-    async fn finish_delivery(
+    async fn finish_deliveries(
         &self,
-        delivery: &Delivery,
-        outcome: DeliveryOutcome,
+        finished: Vec<(Delivery, DeliveryOutcome)>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let delivery = delivery.clone();
-        self.run("finish_delivery", move |conn| {
-            outbox::finish(conn, &delivery, &outcome, at)
+        self.run("finish_deliveries", move |conn| {
+            outbox::finish(conn, &finished, at)
+        })
+        .await
+    }
+
+    async fn dead_letters(
+        &self,
+        sink: Option<String>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.run("dead_letters", move |conn| {
+            outbox::dead_letters(conn, sink.as_deref(), before, limit)
+        })
+        .await
+    }
+
+    async fn retry_dead_letter(
+        &self,
+        sink: &str,
+        event_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let sink = sink.to_owned();
+        self.run("retry_dead_letter", move |conn| {
+            outbox::retry_dead_letter(conn, &sink, event_id, at)
         })
         .await
     }

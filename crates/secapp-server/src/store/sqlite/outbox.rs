@@ -1,17 +1,17 @@
 //! The outbox: events, written in the transaction of their cause, and
-//! their delivery to each webhook, claimed by a sender with a hold so two
-//! senders never try one delivery at once.
+//! their delivery to each sink, claimed in event order by a relay with a
+//! hold so two relays never send one sink's deliveries at once.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::rows::{self, failed, rfc3339};
 use crate::store::decode::{self, Columns as _};
-use crate::store::{Delivery, DeliveryOutcome, NewEvent, StoreError};
+use crate::store::{DeadLetter, Delivery, DeliveryOutcome, NewEvent, StoreError};
 
-/// Writes `event` and one pending delivery per webhook, inside `tx`.
+/// Writes `event` and one pending delivery per sink, inside `tx`.
 pub(super) fn insert(tx: &Connection, event: &NewEvent) -> Result<(), StoreError> {
-    if event.webhooks.is_empty() {
+    if event.sinks.is_empty() {
         return Ok(());
     }
     let writing = failed("writing an event");
@@ -28,37 +28,38 @@ pub(super) fn insert(tx: &Connection, event: &NewEvent) -> Result<(), StoreError
         .map_err(&writing)?;
     let mut deliver = tx
         .prepare_cached(
-            "INSERT INTO webhook_deliveries (event_id, webhook, state, next_attempt_at)
+            "INSERT INTO deliveries (event_id, sink, state, next_attempt_at)
              VALUES (?1, ?2, 'pending', ?3)",
         )
         .map_err(&writing)?;
-    for webhook in &event.webhooks {
-        deliver
-            .execute(params![id, webhook, at])
-            .map_err(&writing)?;
+    for sink in &event.sinks {
+        deliver.execute(params![id, sink, at]).map_err(&writing)?;
     }
     Ok(())
 }
 
-/// Claims due deliveries of `webhook`, oldest event first.
+/// Claims `sink`'s oldest pending deliveries when the first is due.
 pub(super) fn claim(
     conn: &mut Connection,
-    webhook: &str,
+    sink: &str,
     now: DateTime<Utc>,
     hold_until: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<Delivery>, StoreError> {
-    let claiming = failed("claiming webhook deliveries");
+    let claiming = failed("claiming deliveries");
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(&claiming)?;
     let (due, _) = rows::load(
         &tx,
-        "SELECT d.event_id, d.webhook, e.type, e.occurred_at, e.data, d.attempts
-         FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
-         WHERE d.webhook = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2
+        "SELECT d.event_id, d.sink, e.type, e.occurred_at, e.data, d.attempts
+         FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.sink = ?1 AND d.state = 'pending'
+           AND (SELECT next_attempt_at FROM deliveries
+                WHERE sink = ?1 AND state = 'pending'
+                ORDER BY event_id LIMIT 1) <= ?2
          ORDER BY d.event_id LIMIT ?3",
-        params![webhook, rfc3339(now), limit],
+        params![sink, rfc3339(now), limit],
         |row| decode::delivery(row),
         |fields, problem| {
             tracing::error!(event = ?fields.shown(0), %problem, "an event cannot be read; it stays in the outbox");
@@ -67,12 +68,11 @@ pub(super) fn claim(
     {
         let mut hold = tx
             .prepare_cached(
-                "UPDATE webhook_deliveries SET next_attempt_at = ?3
-                 WHERE event_id = ?1 AND webhook = ?2",
+                "UPDATE deliveries SET next_attempt_at = ?3 WHERE event_id = ?1 AND sink = ?2",
             )
             .map_err(&claiming)?;
         for delivery in &due {
-            hold.execute(params![delivery.event_id, webhook, rfc3339(hold_until)])
+            hold.execute(params![delivery.event_id, sink, rfc3339(hold_until)])
                 .map_err(&claiming)?;
         }
     }
@@ -80,35 +80,78 @@ pub(super) fn claim(
     Ok(due)
 }
 
-/// Records how an attempt ended. A delivery already finished (by another
-/// sender whose hold ran out) stays as it was.
+/// Records how each attempt ended, in one transaction.
 pub(super) fn finish(
-    conn: &Connection,
-    delivery: &Delivery,
-    outcome: &DeliveryOutcome,
+    conn: &mut Connection,
+    finished: &[(Delivery, DeliveryOutcome)],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (state, next, error) = match outcome {
-        DeliveryOutcome::Delivered => ("delivered", None, None),
-        DeliveryOutcome::Retry { next_at, error } => ("pending", Some(*next_at), Some(error)),
-        DeliveryOutcome::Dead { error } => ("dead", None, Some(error)),
-    };
-    let finished = (state != "pending").then(|| rfc3339(at));
-    conn.prepare_cached(
-        "UPDATE webhook_deliveries
-         SET state = ?3, attempts = attempts + 1, finished_at = ?4, last_error = ?5,
-             next_attempt_at = coalesce(?6, next_attempt_at)
-         WHERE event_id = ?1 AND webhook = ?2 AND state = 'pending'",
-    )
-    .map_err(failed("finishing a webhook delivery"))?
-    .execute(params![
-        delivery.event_id,
-        delivery.webhook,
-        state,
-        finished,
-        error,
-        next.map(rfc3339),
-    ])
-    .map_err(failed("finishing a webhook delivery"))?;
-    Ok(())
+    let finishing = failed("finishing deliveries");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&finishing)?;
+    {
+        let mut update = tx
+            .prepare_cached(
+                "UPDATE deliveries
+                 SET state = ?3, attempts = attempts + ?4, finished_at = ?5,
+                     last_error = coalesce(?6, last_error), next_attempt_at = ?7
+                 WHERE event_id = ?1 AND sink = ?2 AND state = 'pending'",
+            )
+            .map_err(&finishing)?;
+        for (delivery, outcome) in finished {
+            let row = outcome.row(at);
+            update
+                .execute(params![
+                    delivery.event_id,
+                    delivery.sink,
+                    row.state,
+                    row.attempted,
+                    row.finished_at.map(rfc3339),
+                    row.error,
+                    rfc3339(row.next_attempt_at),
+                ])
+                .map_err(&finishing)?;
+        }
+    }
+    tx.commit().map_err(&finishing)
+}
+
+/// Dead letters, newest event first.
+pub(super) fn dead_letters(
+    conn: &Connection,
+    sink: Option<&str>,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    let (dead, _) = rows::load(
+        conn,
+        "SELECT d.event_id, d.sink, e.type, e.occurred_at, d.attempts, d.finished_at, d.last_error
+         FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.state = 'dead' AND (?1 IS NULL OR d.sink = ?1) AND (?2 IS NULL OR d.event_id < ?2)
+         ORDER BY d.event_id DESC, d.sink LIMIT ?3",
+        params![sink, before, limit],
+        |row| decode::dead_letter(row),
+        |fields, problem| decode::skipped("deliveries", fields, problem),
+    )?;
+    Ok(dead)
+}
+
+/// Makes a dead letter pending again.
+pub(super) fn retry_dead_letter(
+    conn: &Connection,
+    sink: &str,
+    event_id: i64,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, finished_at = NULL,
+                 next_attempt_at = ?3
+             WHERE event_id = ?1 AND sink = ?2 AND state = 'dead'",
+        )
+        .map_err(failed("retrying a dead letter"))?
+        .execute(params![event_id, sink, rfc3339(at)])
+        .map_err(failed("retrying a dead letter"))?;
+    Ok(changed == 1)
 }

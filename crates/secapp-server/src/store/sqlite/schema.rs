@@ -40,6 +40,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "consumer watch and webhooks",
         include_str!("../../../migrations/sqlite/0006_watch_and_webhooks.sql"),
     ),
+    (
+        7,
+        "sinks",
+        include_str!("../../../migrations/sqlite/0007_sinks.sql"),
+    ),
 ];
 
 /// Sets what durability and concurrency rest on; refuses a file system

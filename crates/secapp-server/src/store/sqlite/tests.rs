@@ -91,7 +91,7 @@ async fn unreadable_rows_are_reported_left_out_and_never_stop_an_open() {
         idempotency: None,
         source: None,
         token_id: None,
-        level_webhooks: Vec::new(),
+        sinks: Default::default(),
     };
     let first = store.publish(publish(1)).await.unwrap().recorded().unwrap();
     store.publish(publish(2)).await.unwrap();

@@ -1,0 +1,251 @@
+//! The outbox: a publish writes the events sinks asked for in its own
+//! transaction; a sink's deliveries are claimed in event order, held from
+//! other relays, retried without letting later ones pass, and dead letters
+//! are listed and can be made pending again.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use secapp_domain::AppName;
+
+use super::{Backend, change, now_micros};
+use crate::store::{
+    DeliveryOutcome, EventKind, NewChange, NewEvent, Store, Subscribers, WatchChange,
+};
+
+/// Each sink is told of the publishes it asked for: `all` every recorded
+/// one, `heads` each new head, `levels` each new head with another level.
+pub async fn a_publish_writes_the_events_sinks_asked_for(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let sinks = Arc::new(Subscribers::new([
+        ("all", &[EventKind::PublishAccepted][..]),
+        ("heads", &[EventKind::StateChanged][..]),
+        ("levels", &[EventKind::LevelChanged][..]),
+    ]));
+    let hooked = |level: i64, at: &str| NewChange {
+        sinks: sinks.clone(),
+        ..change(level, at)
+    };
+    let mut ids = Vec::new();
+    for published in [
+        hooked(3, "2026-03-01T12:00:00Z"),
+        hooked(3, "2026-03-01T12:01:00Z"),
+        hooked(2, "2026-03-01T11:00:00Z"),
+        change(4, "2026-03-01T12:02:00Z"),
+        hooked(5, "2026-03-01T12:03:00Z"),
+    ] {
+        ids.push(
+            store
+                .publish(published)
+                .await
+                .unwrap()
+                .recorded()
+                .unwrap()
+                .id
+                .0,
+        );
+    }
+    let later = Utc::now() + TimeDelta::hours(1);
+    let hold = later + TimeDelta::minutes(1);
+    let told = |sink: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_deliveries(sink, later, hold, 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|d| serde_json::from_str::<serde_json::Value>(&d.data).unwrap())
+                .map(|data| {
+                    serde_json::json!([
+                        data["status_change_id"],
+                        data["current_status"],
+                        data["outcome"],
+                        data["previous_status"]
+                    ])
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let row = |id: i64, level: i64, outcome: &str, previous: Option<i64>| {
+        serde_json::json!([id, level, outcome, previous])
+    };
+    assert_eq!(
+        told("all").await,
+        [
+            row(ids[0], 3, "head", None),
+            row(ids[1], 3, "head", Some(3)),
+            row(ids[2], 2, "older", Some(3)),
+            row(ids[4], 5, "head", Some(4)),
+        ],
+        "every recorded publish that asked, in order; not the unhooked 4"
+    );
+    assert_eq!(
+        told("heads").await,
+        [
+            row(ids[0], 3, "head", None),
+            row(ids[1], 3, "head", Some(3)),
+            row(ids[4], 5, "head", Some(4)),
+        ]
+    );
+    assert_eq!(
+        told("levels").await,
+        [
+            row(ids[0], 3, "head", None),
+            row(ids[4], 5, "head", Some(4))
+        ],
+        "the first head and 4 → 5; not the same level again or the older 2"
+    );
+    store.close().await.unwrap();
+}
+
+/// A sink's deliveries are claimed oldest first and held from other
+/// relays; one waiting for its retry holds back those behind it; an untried
+/// one is due again with no attempt counted; a dead letter is listed and
+/// can be made pending again.
+pub async fn a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried(backend: &dyn Backend) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    let t = now_micros();
+    stale_events(&a, t, 3).await;
+    let hold = t + TimeDelta::minutes(1);
+    let claimed = a.claim_deliveries("ops", t, hold, 10).await.unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|d| d.event_id).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
+    assert!(
+        b.claim_deliveries("ops", t, hold, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "held by the first relay"
+    );
+    let at = t + TimeDelta::seconds(1);
+    let retry_at = t + TimeDelta::seconds(10);
+    a.finish_deliveries(
+        vec![
+            (claimed[0].clone(), DeliveryOutcome::Delivered),
+            (
+                claimed[1].clone(),
+                DeliveryOutcome::Retry {
+                    next_at: retry_at,
+                    error: "the broker refused the message (nack)".into(),
+                },
+            ),
+            (claimed[2].clone(), DeliveryOutcome::Unsent),
+        ],
+        at,
+    )
+    .await
+    .unwrap();
+    let early = t + TimeDelta::seconds(5);
+    assert!(
+        b.claim_deliveries("ops", early, early + TimeDelta::minutes(1), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the untried one waits behind the one waiting for its retry"
+    );
+    let again = b
+        .claim_deliveries("ops", retry_at, retry_at + TimeDelta::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|d| (d.event_id, d.attempts))
+            .collect::<Vec<_>>(),
+        [(ids[1], 1), (ids[2], 0)]
+    );
+    // A relay that stopped mid-batch: due again once the hold ends.
+    let after_hold = retry_at + TimeDelta::minutes(2);
+    let resumed = a
+        .claim_deliveries("ops", after_hold, after_hold + TimeDelta::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(resumed.len(), 2);
+    a.finish_deliveries(
+        vec![
+            (
+                resumed[0].clone(),
+                DeliveryOutcome::Dead {
+                    error: "gone".into(),
+                },
+            ),
+            (resumed[1].clone(), DeliveryOutcome::Delivered),
+        ],
+        after_hold,
+    )
+    .await
+    .unwrap();
+    let dead = b.dead_letters(None, None, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].event_id, dead[0].sink.as_str()), (ids[1], "ops"));
+    assert_eq!(dead[0].attempts, 2);
+    assert_eq!(dead[0].last_error.as_deref(), Some("gone"));
+    assert_eq!(dead[0].dead_at, Some(after_hold));
+    assert!(
+        b.dead_letters(Some("other".into()), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        b.dead_letters(None, Some(ids[1]), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !b.retry_dead_letter("ops", ids[0], after_hold)
+            .await
+            .unwrap(),
+        "delivered, not dead"
+    );
+    assert!(
+        b.retry_dead_letter("ops", ids[1], after_hold)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.retry_dead_letter("ops", ids[1], after_hold)
+            .await
+            .unwrap(),
+        "pending now"
+    );
+    let retried = a
+        .claim_deliveries("ops", after_hold, after_hold + TimeDelta::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        retried
+            .iter()
+            .map(|d| (d.event_id, d.attempts))
+            .collect::<Vec<_>>(),
+        [(ids[1], 0)]
+    );
+    assert!(a.dead_letters(None, None, 10).await.unwrap().is_empty());
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// Writes `count` stale-consumer events for the sink `ops`.
+async fn stale_events(store: &Arc<dyn Store>, t: chrono::DateTime<Utc>, count: usize) {
+    let changes = (0..count)
+        .map(|n| WatchChange {
+            app: AppName::parse(&format!("app-{n}")).unwrap(),
+            from: None,
+            to: crate::store::Standing {
+                state: crate::store::AlertState::Stale,
+                since: t,
+            },
+            last_seen: None,
+            event: Some(NewEvent {
+                kind: EventKind::ConsumerStale,
+                at: t,
+                data: serde_json::json!({"n": n}),
+                sinks: vec!["ops".into()],
+            }),
+        })
+        .collect();
+    store.change_watch(changes).await.unwrap();
+}
