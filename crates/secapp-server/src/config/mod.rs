@@ -115,13 +115,16 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub stale_after: Duration,
     /// How often consumer applications are checked for staleness and due
-    /// webhook deliveries are tried.
+    /// deliveries to webhooks and sinks are tried (a new event wakes the
+    /// relay at once).
     #[serde(with = "humantime_serde")]
     pub watch_interval: Duration,
-    /// How long one webhook attempt may take.
+    /// How long one webhook attempt may take; also a sink's batch unless
+    /// the sink sets its own `timeout`.
     #[serde(with = "humantime_serde")]
     pub webhook_timeout: Duration,
-    /// How long an event is retried before it becomes a dead letter.
+    /// How long an event is retried before it becomes a dead letter; also
+    /// a sink's unless it sets its own `retry_for`.
     #[serde(with = "humantime_serde")]
     pub webhook_retry_for: Duration,
     /// Where events are sent: `[[webhooks]]` tables.

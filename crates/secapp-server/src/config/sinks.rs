@@ -127,6 +127,20 @@ pub fn shown_url(url: &str) -> String {
     }
 }
 
+/// `raw` as a URL with a host, refusing spaces and control characters
+/// (which the URL parser would drop without a word); errors show it with
+/// its password hidden.
+pub(super) fn parse_url(raw: &str) -> Result<reqwest::Url, String> {
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("url must not contain spaces or control characters".into());
+    }
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("url `{}`: {e}", shown_url(raw)))?;
+    if url.host().is_none() {
+        return Err(format!("url `{}` names no host", shown_url(raw)));
+    }
+    Ok(url)
+}
+
 /// The shortest webhook secret.
 pub(super) const MIN_SECRET: usize = 16;
 
@@ -176,9 +190,8 @@ pub(super) fn check<'a>(
                 sink.name
             )));
         }
-        let url = reqwest::Url::parse(&sink.url)
-            .map_err(|e| invalid(format!("url `{}`: {e}", shown_url(&sink.url))))?;
-        if !sink.kind.schemes().contains(&url.scheme()) || url.host().is_none() {
+        let url = parse_url(&sink.url).map_err(&invalid)?;
+        if !sink.kind.schemes().contains(&url.scheme()) {
             return Err(invalid(format!(
                 "url `{}` must be a {} address",
                 shown_url(&sink.url),
@@ -280,6 +293,14 @@ mod tests {
         assert!(
             refusal(&[table(serde_json::json!({"url": "nats://mq:4222"}))], &[])
                 .contains("amqp:// or amqps://")
+        );
+        assert!(
+            refusal(
+                &[table(serde_json::json!({"url": "amqp://mq:5672/\n%2f"}))],
+                &[]
+            )
+            .contains("control characters"),
+            "the URL parser would have dropped the newline"
         );
         assert!(
             refusal(&[table(serde_json::json!({"subject": "x"}))], &[])

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
-use super::sinks::{MIN_SECRET, event_kinds, name_ok};
+use super::sinks::{MIN_SECRET, event_kinds, name_ok, parse_url};
 use crate::store::EventKind;
 
 /// One `[[webhooks]]` table: where to send which events, and the secret
@@ -64,18 +64,8 @@ pub(super) fn check(webhooks: &[WebhookConfig]) -> Result<(), ConfigError> {
                 webhook.name
             )));
         }
-        if webhook
-            .url
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(invalid(
-                "url must not contain spaces or control characters".into(),
-            ));
-        }
-        let url = reqwest::Url::parse(&webhook.url)
-            .map_err(|e| invalid(format!("url `{}`: {e}", webhook.url)))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        let url = parse_url(&webhook.url).map_err(&invalid)?;
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid(format!(
                 "url `{}` must be an http:// or https:// address",
                 webhook.url

@@ -43,10 +43,8 @@ impl CelerySink {
 
     /// The task message of one event.
     fn message(&self, event: &Outgoing) -> Message<'static> {
-        let data: serde_json::Value =
-            serde_json::from_str(&event.delivery.data).unwrap_or(serde_json::Value::Null);
-        let kwargs = match data {
-            serde_json::Value::Object(fields) => serde_json::Value::Object(fields),
+        let kwargs = match &event.data {
+            serde_json::Value::Object(_) => event.data.clone(),
             _ => serde_json::json!({}),
         };
         let task_id = task_id(&self.name, &event.id);

@@ -34,12 +34,11 @@ struct CloudEvent<'a> {
     kind: &'static str,
     time: String,
     datacontenttype: &'static str,
-    data: serde_json::Value,
+    data: &'a serde_json::Value,
 }
 
 /// The CloudEvents `id` of a delivery's event.
-#[must_use]
-pub fn id(delivery: &Delivery, data: &serde_json::Value) -> String {
+fn id(delivery: &Delivery, data: &serde_json::Value) -> String {
     let change = data
         .get("status_change_id")
         .and_then(serde_json::Value::as_i64);
@@ -62,10 +61,15 @@ pub fn outgoing(delivery: Delivery) -> Outgoing {
         kind: delivery.kind.cloud_type(),
         time: secapp_domain::shown(delivery.occurred_at),
         datacontenttype: "application/json",
-        data,
+        data: &data,
     };
     let body = serde_json::to_vec(&event).unwrap_or_default();
-    Outgoing { delivery, id, body }
+    Outgoing {
+        delivery,
+        id,
+        data,
+        body,
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub struct Outgoing {
     pub delivery: Delivery,
     /// Its CloudEvents `id`: receivers deduplicate by it.
     pub id: String,
+    /// Its `data`, parsed from the stored text.
+    pub data: serde_json::Value,
     /// The CloudEvents JSON document.
     pub body: Vec<u8>,
 }
@@ -138,15 +140,13 @@ impl Sinks {
     /// that does not parse is left out.
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        let webhooks = config
-            .webhooks
-            .iter()
-            .filter_map(|hook| webhook::configured(hook, config));
-        let sinks = config
-            .sinks
-            .iter()
-            .filter_map(|sink| configured(sink, config));
-        Self::from_configured(webhooks.chain(sinks).map(Arc::new).collect())
+        let webhooks = config.webhooks.iter().map(webhook::as_sink);
+        let all = webhooks
+            .chain(config.sinks.iter().cloned())
+            .filter_map(|sink| configured(&sink, config))
+            .map(Arc::new)
+            .collect();
+        Self::from_configured(all)
     }
 
     fn from_configured(all: Vec<Arc<Configured>>) -> Self {
@@ -191,7 +191,7 @@ impl Sinks {
     }
 }
 
-/// A `[[sinks]]` table as a sink.
+/// A `[[sinks]]` (or `[[webhooks]]`) table as a sink.
 fn configured(sink: &SinkConfig, config: &Config) -> Option<Configured> {
     let events = sink
         .events

@@ -18,9 +18,8 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
-use super::{Configured, Outgoing, Sent, Sink, cloudevent};
-use crate::config::{Config, SinkKind, WebhookConfig, shown_url};
-use crate::store::EventKind;
+use super::{Outgoing, Sent, Sink, cloudevent};
+use crate::config::{SinkConfig, SinkKind, WebhookConfig, shown_url};
 
 /// The header carrying the Stripe-style signature.
 pub const SIGNATURE_HEADER: &str = "Secapp-Signature";
@@ -37,27 +36,24 @@ pub struct WebhookSink {
     client: reqwest::Client,
 }
 
-/// A `[[webhooks]]` table as a sink.
-pub(super) fn configured(hook: &WebhookConfig, config: &Config) -> Option<Configured> {
-    let url = reqwest::Url::parse(&hook.url).ok()?;
-    Some(Configured {
+/// A `[[webhooks]]` table as the `[[sinks]]` table of kind `webhook` it
+/// stands for.
+pub(super) fn as_sink(hook: &WebhookConfig) -> SinkConfig {
+    SinkConfig {
         name: hook.name.clone(),
         kind: SinkKind::Webhook,
-        shown_url: shown_url(&hook.url),
-        events: hook
-            .events
-            .iter()
-            .filter_map(|event| EventKind::parse(event))
-            .collect(),
-        timeout: config.webhook_timeout,
-        retry_for: config.webhook_retry_for,
-        batch: BATCH,
-        sink: Box::new(WebhookSink::new(
-            url,
-            hook.secret.clone(),
-            config.webhook_timeout,
-        )?),
-    })
+        url: hook.url.clone(),
+        events: hook.events.clone(),
+        exchange: None,
+        routing_key: None,
+        task: None,
+        queue: None,
+        subject: None,
+        stream: None,
+        secret: Some(hook.secret.clone()),
+        timeout: None,
+        retry_for: None,
+    }
 }
 
 impl WebhookSink {
