@@ -30,7 +30,8 @@
 //! - [`startup`]: the composition root: [`Server::open`] builds the parts
 //!   from the grouped settings, [`Server::run`] serves and stops everything
 //!   on one shutdown path.
-//! - [`replicas`]: following what other servers on a shared store commit.
+//! - [`replicas`]: following what other servers on a shared store commit;
+//!   [`leadership`]: the lease of the once-only duties, kept fresh.
 //! - [`alerts`]: the consumer watch (stale-consumer alerts);
 //!   [`relay`]: the configured sinks (webhooks, brokers) and the relay
 //!   that delivers the outbox to them.
@@ -45,6 +46,7 @@ pub mod error;
 pub mod headers;
 pub mod http_limits;
 pub mod hub;
+pub mod leadership;
 pub mod limits;
 pub mod listener;
 pub mod metrics;

@@ -177,7 +177,7 @@ impl Collector for Scrape {
         gauge(
             &mut encoder,
             "leader",
-            "1 while this server holds the once-only duties (alert changes, webhooks)",
+            "1 while this server holds the once-only duties (consumer alerts, relaying events)",
             None,
             f64::from(u8::from(self.alerts.leading())),
         )?;

@@ -186,6 +186,14 @@ pub struct ServeArgs {
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub watch_interval: Option<Duration>,
 
+    /// How long the server holding the once-only duties (consumer alerts,
+    /// relaying events) holds them without renewing; replicas on one
+    /// PostgreSQL database take them over this long after it stops, dies
+    /// or is paused [default: 15s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub leader_lease: Option<Duration>,
+
     /// How long one webhook attempt may take [default: 10s].
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]

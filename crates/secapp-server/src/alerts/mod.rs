@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::Access;
 use crate::clock::Clock;
+use crate::leadership::Leadership;
 use crate::relay::Sinks;
 use crate::sightings::AppsSeen;
 use crate::store::{
@@ -63,6 +64,8 @@ pub struct Parts {
     pub streams: Arc<StreamLimits>,
     /// Who to tell.
     pub sinks: Arc<Sinks>,
+    /// Whether this server holds the once-only duties (records changes).
+    pub leadership: Arc<Leadership>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
     /// `--stale-after`.
@@ -193,10 +196,7 @@ impl Alerts {
         }
         // Every server writes its sightings and keeps a view; only the one
         // holding the once-only duties records changes (and so raises alerts).
-        let leading = self.parts.store.lead().await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot tell whether this server leads; assuming not");
-            false
-        });
+        let leading = self.parts.leadership.lease().await.is_some();
         self.leading
             .store(leading, std::sync::atomic::Ordering::Relaxed);
         let recorded = if leading {

@@ -16,7 +16,7 @@ mod sinks;
 mod tests;
 mod webhooks;
 
-pub use sinks::{SinkConfig, SinkKind, shown_url};
+pub use sinks::{SinkConfig, SinkKind, kafka_brokers, shown_url};
 pub use webhooks::WebhookConfig;
 
 use std::collections::{BTreeMap, HashMap};
@@ -119,6 +119,12 @@ pub struct Config {
     /// relay at once).
     #[serde(with = "humantime_serde")]
     pub watch_interval: Duration,
+    /// How long the server holding the once-only duties (consumer alerts,
+    /// relaying events) holds them without renewing: servers sharing a
+    /// PostgreSQL database take them over this long after the holder
+    /// stops, dies or is paused. It renews every quarter of it.
+    #[serde(with = "humantime_serde")]
+    pub leader_lease: Duration,
     /// How long one webhook attempt may take; also a sink's batch unless
     /// the sink sets its own `timeout`.
     #[serde(with = "humantime_serde")]
@@ -195,6 +201,7 @@ impl Default for Config {
             metrics_listen: None,
             stale_after: Duration::from_secs(15 * 60),
             watch_interval: Duration::from_secs(5),
+            leader_lease: Duration::from_secs(15),
             webhook_timeout: Duration::from_secs(10),
             webhook_retry_for: Duration::from_secs(24 * 60 * 60),
             webhooks: Vec::new(),
@@ -282,6 +289,10 @@ pub enum ConfigError {
     )]
     BadToken,
 }
+
+/// The shortest `--leader-lease`: renewing more often than every 250 ms
+/// would keep the database busy with little gain.
+const MIN_LEADER_LEASE: Duration = Duration::from_secs(1);
 
 /// A path, also when the environment layer read it as a number or a
 /// boolean (`SECAPP_DATA_DIR=2026` is the directory `2026`).
@@ -415,6 +426,7 @@ impl Config {
             (self.keep_alive_timeout, "--keep-alive-timeout"),
             (self.stale_after, "--stale-after"),
             (self.watch_interval, "--watch-interval"),
+            (self.leader_lease, "--leader-lease"),
             (self.webhook_timeout, "--webhook-timeout"),
             (self.webhook_retry_for, "--webhook-retry-for"),
         ] {
@@ -437,12 +449,18 @@ impl Config {
             (self.keep_alive_timeout, "--keep-alive-timeout"),
             (self.stale_after, "--stale-after"),
             (self.watch_interval, "--watch-interval"),
+            (self.leader_lease, "--leader-lease"),
             (self.webhook_timeout, "--webhook-timeout"),
             (self.webhook_retry_for, "--webhook-retry-for"),
         ] {
             if value > MAX_DURATION {
                 return Err(ConfigError::DurationTooLong(name));
             }
+        }
+        if self.leader_lease < MIN_LEADER_LEASE {
+            return Err(ConfigError::Invalid(
+                "--leader-lease must be at least 1s: it is renewed every quarter of it".into(),
+            ));
         }
         if self.max_connections == Some(0) {
             return Err(ConfigError::ZeroCount("--max-connections"));

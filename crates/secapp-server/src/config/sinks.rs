@@ -17,6 +17,8 @@ pub enum SinkKind {
     Amqp,
     /// A Celery task message (protocol 2) over AMQP.
     Celery,
+    /// A Kafka topic, by an idempotent producer.
+    Kafka,
     /// A NATS JetStream subject.
     Nats,
     /// An HTTP `POST`, signed.
@@ -30,6 +32,7 @@ impl SinkKind {
         match self {
             Self::Amqp => "amqp",
             Self::Celery => "celery",
+            Self::Kafka => "kafka",
             Self::Nats => "nats",
             Self::Webhook => "webhook",
         }
@@ -38,6 +41,7 @@ impl SinkKind {
     fn schemes(self) -> &'static [&'static str] {
         match self {
             Self::Amqp | Self::Celery => &["amqp", "amqps"],
+            Self::Kafka => &["kafka"],
             Self::Nats => &["nats", "tls"],
             Self::Webhook => &["http", "https"],
         }
@@ -51,11 +55,12 @@ pub struct SinkConfig {
     /// Its name: deliveries are kept under it, so the URL may change
     /// without losing events waiting for it. Unique among sinks and webhooks.
     pub name: String,
-    /// `amqp`, `celery`, `nats` or `webhook`.
+    /// `amqp`, `celery`, `kafka`, `nats` or `webhook`.
     pub kind: SinkKind,
     /// The broker: `amqp://user:password@host:5672/vhost`,
-    /// `nats://host:4222`, or the webhook's `https://` address. Its
-    /// password is never logged.
+    /// `kafka://host:9092` (several bootstrap brokers separated by
+    /// commas: `kafka://k1:9092,k2:9092`), `nats://host:4222`, or the
+    /// webhook's `https://` address. Its password is never logged.
     pub url: String,
     /// Which events; `state_changed` and the consumer alerts when left
     /// out. At most one of `publish_accepted`, `state_changed` and
@@ -72,6 +77,9 @@ pub struct SinkConfig {
     pub task: Option<String>,
     /// celery: the queue (declared durable when absent). Default `celery`.
     pub queue: Option<String>,
+    /// kafka: the topic (created with one partition when absent, so the
+    /// whole sink keeps one order). Default `secapp`.
+    pub topic: Option<String>,
     /// nats: the subject prefix; each event goes to `<subject>.<event>`.
     /// Default `secapp`.
     pub subject: Option<String>,
@@ -169,6 +177,40 @@ pub(super) fn event_kinds(events: &[String]) -> Result<Vec<EventKind>, String> {
         .collect()
 }
 
+/// A `kafka://` URL's bootstrap brokers, `host:port` each, separated by
+/// commas: the first parsed as a URL (for its scheme and checks), and all
+/// of them as librdkafka's `bootstrap.servers`.
+///
+/// # Errors
+/// What is wrong with the URL or one of its brokers.
+pub fn kafka_brokers(url: &str) -> Result<(reqwest::Url, String), String> {
+    let Some(list) = url.strip_prefix("kafka://") else {
+        return parse_url(url).map(|parsed| (parsed, String::new()));
+    };
+    let list = list.trim_end_matches('/');
+    let mut first = None;
+    let mut brokers = Vec::new();
+    for broker in list.split(',') {
+        let parsed = parse_url(&format!("kafka://{broker}"))?;
+        let (Some(host), Some(port)) = (parsed.host_str(), parsed.port()) else {
+            return Err(format!(
+                "url `{}`: each broker must be host:port, as in kafka://k1:9092,k2:9092",
+                shown_url(url)
+            ));
+        };
+        if !parsed.username().is_empty() || parsed.path().len() > 1 || parsed.query().is_some() {
+            return Err(format!(
+                "url `{}`: kafka sinks take brokers only (no user, path or query)",
+                shown_url(url)
+            ));
+        }
+        brokers.push(format!("{host}:{port}"));
+        first.get_or_insert(parsed);
+    }
+    let first = first.ok_or_else(|| "url names no broker".to_owned())?;
+    Ok((first, brokers.join(",")))
+}
+
 /// Checks every table: a name unique among sinks and the `webhooks` names
 /// already taken, a URL of the kind's scheme, the fields the kind needs and
 /// no others, known events.
@@ -190,7 +232,10 @@ pub(super) fn check<'a>(
                 sink.name
             )));
         }
-        let url = parse_url(&sink.url).map_err(&invalid)?;
+        let url = match sink.kind {
+            SinkKind::Kafka => kafka_brokers(&sink.url).map_err(&invalid)?.0,
+            _ => parse_url(&sink.url).map_err(&invalid)?,
+        };
         if !sink.kind.schemes().contains(&url.scheme()) {
             return Err(invalid(format!(
                 "url `{}` must be a {} address",
@@ -223,6 +268,7 @@ fn check_fields(sink: &SinkConfig) -> Result<(), String> {
         ("routing_key", sink.routing_key.is_some(), SinkKind::Amqp),
         ("task", sink.task.is_some(), SinkKind::Celery),
         ("queue", sink.queue.is_some(), SinkKind::Celery),
+        ("topic", sink.topic.is_some(), SinkKind::Kafka),
         ("subject", sink.subject.is_some(), SinkKind::Nats),
         ("stream", sink.stream.is_some(), SinkKind::Nats),
         ("secret", sink.secret.is_some(), SinkKind::Webhook),
@@ -253,6 +299,7 @@ fn check_fields(sink: &SinkConfig) -> Result<(), String> {
             }
             nonblank(&sink.queue, "queue")
         }
+        SinkKind::Kafka => nonblank(&sink.topic, "topic"),
         SinkKind::Nats => {
             nonblank(&sink.subject, "subject")?;
             nonblank(&sink.stream, "stream")
@@ -322,12 +369,24 @@ mod tests {
             refusal(&[table(serde_json::json!({"events": ["nope"]}))], &[])
                 .contains("`nope` is not an event")
         );
+        let kafka =
+            |url: &str| table(serde_json::json!({"kind": "kafka", "url": url, "topic": "levels"}));
+        assert!(check(&[kafka("kafka://k1:9092,k2:9093")], []).is_ok());
+        assert_eq!(
+            kafka_brokers("kafka://k1:9092,k2:9093/").unwrap().1,
+            "k1:9092,k2:9093"
+        );
+        for bad in [
+            "kafka://k1",
+            "kafka://k1:9092,",
+            "kafka://u:p@k1:9092",
+            "kafka://k1:9092/x",
+        ] {
+            assert!(check(&[kafka(bad)], []).is_err(), "{bad}");
+        }
         assert!(
-            serde_json::from_value::<SinkConfig>(serde_json::json!({
-                "name": "k", "kind": "kafka", "url": "kafka://k:9092",
-            }))
-            .is_err(),
-            "no kafka sink in this release"
+            refusal(&[table(serde_json::json!({"topic": "x"}))], &[])
+                .contains("`topic` belongs to kafka sinks")
         );
     }
 

@@ -20,8 +20,9 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use lapin::{Confirmation, PublisherConfirm};
 use tokio::sync::Mutex;
 
-use super::{Outgoing, Sent, Sink, cloudevent};
+use super::{Outgoing, Sent, Sink, cloudevent, pipelined};
 use crate::config::{SinkConfig, shown_url};
+use crate::store::Lease;
 
 /// What a link declares once per connection before publishing.
 #[derive(Debug, Clone)]
@@ -116,58 +117,46 @@ impl Link {
         }
     }
 
-    /// Publishes `messages` in order, then awaits each confirmation.
-    pub(super) async fn publish(&self, messages: Vec<Message<'_>>) -> Sent {
+    /// Publishes `messages` in order while `lease` holds, then awaits each
+    /// confirmation (a nack is a failure); after a failure the connection
+    /// is opened anew.
+    pub(super) async fn publish(&self, messages: Vec<Message<'_>>, lease: &Lease) -> Sent {
         let channel = match self.channel().await {
             Ok(channel) => channel,
             Err(error) => return Sent::failed_after(0, error),
         };
-        let count = messages.len();
-        let mut confirms: Vec<PublisherConfirm> = Vec::with_capacity(count);
-        let mut cut = None;
-        for message in messages {
-            match channel
-                .basic_publish(
-                    message.exchange.into(),
-                    message.routing_key.into(),
-                    BasicPublishOptions::default(),
-                    &message.payload,
-                    message.properties,
-                )
-                .await
-            {
-                Ok(confirm) => confirms.push(confirm),
-                Err(e) => {
-                    cut = Some(format!("cannot publish: {e}"));
-                    break;
-                }
+        let sent = pipelined(&messages, lease, |message| {
+            let channel = channel.clone();
+            async move {
+                let confirm: PublisherConfirm = channel
+                    .basic_publish(
+                        message.exchange.into(),
+                        message.routing_key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &message.payload,
+                        message.properties.clone(),
+                    )
+                    .await
+                    .map_err(|e| format!("cannot publish: {e}"))?;
+                Ok(async move {
+                    match confirm.await {
+                        Ok(Confirmation::Ack(_)) => Ok(()),
+                        Ok(Confirmation::Nack(_)) => {
+                            Err("the broker refused the message (nack)".to_owned())
+                        }
+                        Ok(Confirmation::NotRequested) => {
+                            Err("the channel lost confirm mode".to_owned())
+                        }
+                        Err(e) => Err(format!("no confirmation: {e}")),
+                    }
+                })
             }
+        })
+        .await;
+        if sent.error.is_some() {
+            self.forget().await;
         }
-        let published = confirms.len();
-        for (index, confirm) in confirms.into_iter().enumerate() {
-            match confirm.await {
-                Ok(Confirmation::Ack(_)) => {}
-                Ok(Confirmation::Nack(_)) => {
-                    return Sent::failed_after(index, "the broker refused the message (nack)");
-                }
-                Ok(Confirmation::NotRequested) => {
-                    self.forget().await;
-                    return Sent::failed_after(index, "the channel lost confirm mode");
-                }
-                Err(e) => {
-                    self.forget().await;
-                    return Sent::failed_after(index, format!("no confirmation: {e}"));
-                }
-            }
-        }
-        match cut {
-            Some(error) => {
-                // Every one published before the failure was confirmed.
-                self.forget().await;
-                Sent::failed_after(published, error)
-            }
-            None => Sent::all(count),
-        }
+        sent
     }
 }
 
@@ -193,7 +182,7 @@ impl AmqpSink {
 
 #[async_trait]
 impl Sink for AmqpSink {
-    async fn send(&self, batch: &[Outgoing]) -> Sent {
+    async fn send(&self, batch: &[Outgoing], lease: &Lease) -> Sent {
         let messages = batch
             .iter()
             .map(|event| Message {
@@ -219,6 +208,6 @@ impl Sink for AmqpSink {
                     ),
             })
             .collect();
-        self.link.publish(messages).await
+        self.link.publish(messages, lease).await
     }
 }

@@ -19,6 +19,7 @@ use sha2::{Digest as _, Sha256};
 use super::amqp::{Declare, Link, Message};
 use super::{Outgoing, Sent, Sink};
 use crate::config::SinkConfig;
+use crate::store::Lease;
 
 /// An `[[sinks]]` table of kind `celery`.
 pub struct CelerySink {
@@ -108,9 +109,9 @@ fn task_id(sink: &str, event: &str) -> String {
 
 #[async_trait]
 impl Sink for CelerySink {
-    async fn send(&self, batch: &[Outgoing]) -> Sent {
+    async fn send(&self, batch: &[Outgoing], lease: &Lease) -> Sent {
         let messages = batch.iter().map(|event| self.message(event)).collect();
-        self.link.publish(messages).await
+        self.link.publish(messages, lease).await
     }
 }
 

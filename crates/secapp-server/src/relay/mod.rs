@@ -18,11 +18,14 @@
 //!   each confirmed by the broker;
 //! - [`celery`]: a Celery task message (protocol 2) that a stock `celery
 //!   worker` executes, over the same AMQP connection code;
+//! - [`kafka`]: a Kafka record from an idempotent producer, keyed by the
+//!   scope it is about;
 //! - [`nats`]: a NATS JetStream message, deduplicated by its id.
 
 pub mod amqp;
 pub mod celery;
 pub mod cloudevent;
+pub mod kafka;
 pub mod nats;
 pub mod run;
 pub mod webhook;
@@ -34,7 +37,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::config::{Config, SinkConfig, SinkKind, shown_url};
-use crate::store::{Delivery, EventKind, Subscribers};
+use crate::store::{Delivery, EventKind, Lease, Subscribers};
 
 /// One event as every sink sends it, built once per attempt from the
 /// stored columns, so every attempt sends the same bytes.
@@ -51,12 +54,14 @@ pub struct Outgoing {
 }
 
 /// How a send ended: how many of the batch, from its start, the receiver
-/// confirmed, and why the next one was not when that is not all of them.
+/// confirmed, and why the next one was not when that is not all of them
+/// (no reason: the sink stopped because the duties' lease ended).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
     /// Confirmed, from the start of the batch.
     pub confirmed: usize,
-    /// Why the one after those failed (`None`: all confirmed).
+    /// Why the one after those failed (`None`: all confirmed, or the lease
+    /// ended before the rest were sent).
     pub error: Option<String>,
 }
 
@@ -66,6 +71,16 @@ impl Sent {
     pub fn all(n: usize) -> Self {
         Self {
             confirmed: n,
+            error: None,
+        }
+    }
+
+    /// `confirmed` of them, then nothing more: the lease ended, and a
+    /// server that may no longer hold the duties sends nothing.
+    #[must_use]
+    pub fn stopped(confirmed: usize) -> Self {
+        Self {
+            confirmed,
             error: None,
         }
     }
@@ -80,13 +95,55 @@ impl Sent {
     }
 }
 
+/// Sends `batch` the way every broker sink does: each item started
+/// (`start`, answering the confirmation to await) while `lease` holds,
+/// without waiting for the broker, then each confirmation awaited in
+/// order; it stops at the first that cannot be started or is not confirmed.
+pub(crate) async fn pipelined<'a, T, S, C>(
+    batch: &'a [T],
+    lease: &Lease,
+    mut start: impl FnMut(&'a T) -> S,
+) -> Sent
+where
+    S: Future<Output = Result<C, String>>,
+    C: Future<Output = Result<(), String>>,
+{
+    let mut confirms = Vec::with_capacity(batch.len());
+    let mut cut = None;
+    for item in batch {
+        if !lease.holds() {
+            break;
+        }
+        match start(item).await {
+            Ok(confirm) => confirms.push(confirm),
+            Err(error) => {
+                cut = Some(error);
+                break;
+            }
+        }
+    }
+    let started = confirms.len();
+    for (index, confirm) in confirms.into_iter().enumerate() {
+        if let Err(error) = confirm.await {
+            return Sent::failed_after(index, error);
+        }
+    }
+    match cut {
+        // Every one started before it was confirmed.
+        Some(error) => Sent::failed_after(started, error),
+        None if started < batch.len() => Sent::stopped(started),
+        None => Sent::all(batch.len()),
+    }
+}
+
 /// Where events go.
 #[async_trait]
 pub trait Sink: Send + Sync {
     /// Sends `batch`, in order, and answers how far it got. A sink may
     /// send several before the first is confirmed, but must stop at the
-    /// first it cannot be sure of.
-    async fn send(&self, batch: &[Outgoing]) -> Sent;
+    /// first it cannot be sure of, and must check `lease` still
+    /// [holds](Lease::holds) before each message it sends.
+    async fn send(&self, batch: &[Outgoing], lease: &Lease) -> Sent;
 }
 
 /// One configured sink: what it wants and how it is driven.
@@ -201,6 +258,13 @@ fn configured(sink: &SinkConfig, config: &Config) -> Option<Configured> {
     let (driver, batch): (Box<dyn Sink>, u32) = match sink.kind {
         SinkKind::Amqp => (Box::new(amqp::AmqpSink::new(sink)), BROKER_BATCH),
         SinkKind::Celery => (Box::new(celery::CelerySink::new(sink)?), BROKER_BATCH),
+        SinkKind::Kafka => (
+            Box::new(kafka::KafkaSink::new(
+                sink,
+                sink.timeout.unwrap_or(config.webhook_timeout),
+            )?),
+            BROKER_BATCH,
+        ),
         SinkKind::Nats => (Box::new(nats::NatsSink::new(sink)), BROKER_BATCH),
         SinkKind::Webhook => (
             Box::new(webhook::WebhookSink::new(

@@ -16,12 +16,13 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::PublishAckFuture};
+use async_nats::jetstream;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-use super::{Outgoing, Sent, Sink};
+use super::{Outgoing, Sent, Sink, pipelined};
 use crate::config::{SinkConfig, shown_url};
+use crate::store::Lease;
 
 /// An `[[sinks]]` table of kind `nats`.
 pub struct NatsSink {
@@ -72,38 +73,29 @@ impl NatsSink {
 
 #[async_trait]
 impl Sink for NatsSink {
-    async fn send(&self, batch: &[Outgoing]) -> Sent {
+    async fn send(&self, batch: &[Outgoing], lease: &Lease) -> Sent {
         let js = match self.context().await {
             Ok(js) => js,
             Err(error) => return Sent::failed_after(0, error),
         };
-        let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(batch.len());
-        let mut cut = None;
-        for event in batch {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", event.id.as_str());
-            headers.insert("Content-Type", super::cloudevent::CONTENT_TYPE);
-            let subject = format!("{}.{}", self.subject, event.delivery.kind.as_str());
-            match js
-                .publish_with_headers(subject, headers, event.body.clone().into())
-                .await
-            {
-                Ok(ack) => acks.push(ack),
-                Err(e) => {
-                    cut = Some(format!("cannot publish: {e}"));
-                    break;
-                }
+        pipelined(batch, lease, |event| {
+            let js = js.clone();
+            async move {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", event.id.as_str());
+                headers.insert("Content-Type", super::cloudevent::CONTENT_TYPE);
+                let subject = format!("{}.{}", self.subject, event.delivery.kind.as_str());
+                let ack = js
+                    .publish_with_headers(subject, headers, event.body.clone().into())
+                    .await
+                    .map_err(|e| format!("cannot publish: {e}"))?;
+                Ok(async move {
+                    ack.await
+                        .map(drop)
+                        .map_err(|e| format!("no acknowledgement: {e}"))
+                })
             }
-        }
-        let published = acks.len();
-        for (index, ack) in acks.into_iter().enumerate() {
-            if let Err(e) = ack.await {
-                return Sent::failed_after(index, format!("no acknowledgement: {e}"));
-            }
-        }
-        match cut {
-            Some(error) => Sent::failed_after(published, error),
-            None => Sent::all(batch.len()),
-        }
+        })
+        .await
     }
 }

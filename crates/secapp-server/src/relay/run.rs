@@ -11,6 +11,11 @@
 //!   a dead letter; the sink then moves on to the next;
 //! - the rest: put back untried, behind it.
 //!
+//! The relay works under the duties' lease ([`Leadership`]): the outbox
+//! refuses claims and records under a lease another server has since
+//! taken, and every sink checks the lease still holds before each message,
+//! so a server paused past its term sends nothing once it resumes.
+//!
 //! So a sink receives its events in the order they were committed, each at
 //! least once: a batch cut short (a crash, a lost connection, a send that
 //! timed out) is sent again from its first unconfirmed event, which a
@@ -24,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Configured, Sent, Sinks, cloudevent};
 use crate::clock::Clock;
+use crate::leadership::Leadership;
 use crate::metrics::{Metrics, RelayOutcome};
-use crate::store::{Delivery, DeliveryOutcome, Store};
+use crate::store::{Delivery, DeliveryOutcome, Lease, Store};
 
 /// The first retry's wait, before jitter.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -33,12 +39,14 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 /// Added to a sink's timeout to hold a claimed batch: no other relay sends
 /// it meanwhile, and if this one stops it is due again when the hold ends.
-const HOLD_MARGIN: Duration = Duration::from_secs(30);
+const HOLD_MARGIN: Duration = Duration::from_secs(10);
 
 /// What the relay needs.
 pub struct Relay {
     /// Where the outbox is.
     pub store: Arc<dyn Store>,
+    /// Whether this server holds the once-only duties, and under which epoch.
+    pub leadership: Arc<Leadership>,
     /// Where to send.
     pub sinks: Arc<Sinks>,
     /// The time source: due times use it.
@@ -73,13 +81,13 @@ impl Relay {
         let mut bell = self.sinks.bell();
         loop {
             // Sending from the server holding the once-only duties keeps
-            // each sink's order in one place; claims stay safe if two try.
-            let leading = self.store.lead().await.unwrap_or(false);
+            // each sink's order in one place; the outbox refuses claims and
+            // records made under a lease another server has since taken.
             let mut wait = interval;
-            if leading {
+            if let Some(lease) = self.leadership.lease().await {
                 let round = tokio::select! {
                     () = stop.cancelled() => return,
-                    round = self.round(sink) => round,
+                    round = self.round(sink, &lease) => round,
                 };
                 match round {
                     Round::More => continue,
@@ -95,12 +103,12 @@ impl Relay {
         }
     }
 
-    async fn round(&self, sink: &Configured) -> Round {
+    async fn round(&self, sink: &Configured, lease: &Lease) -> Round {
         let now = self.clock.now();
         let hold_until = now + to_delta(sink.timeout + HOLD_MARGIN);
         let due = match self
             .store
-            .claim_deliveries(&sink.name, now, hold_until, sink.batch)
+            .claim_deliveries(lease, &sink.name, now, hold_until, sink.batch)
             .await
         {
             Ok(due) => due,
@@ -114,7 +122,8 @@ impl Relay {
         }
         let claimed = due.len();
         let outgoing: Vec<_> = due.into_iter().map(cloudevent::outgoing).collect();
-        let sent = match tokio::time::timeout(sink.timeout, sink.sink.send(&outgoing)).await {
+        let sending = sink.sink.send(&outgoing, lease);
+        let sent = match tokio::time::timeout(sink.timeout, sending).await {
             Ok(sent) => sent,
             Err(_) => Sent::failed_after(
                 0,
@@ -126,13 +135,17 @@ impl Relay {
         };
         let at = self.clock.now();
         let (finished, retry_after) = self.outcomes(sink, outgoing, &sent, at);
-        if let Err(e) = self.store.finish_deliveries(finished, at).await {
+        if let Err(e) = self.store.finish_deliveries(lease, finished, at).await {
             // Their hold ends and they are sent again: at least once.
             tracing::warn!(sink = %sink.name, error = %e, "cannot record deliveries");
             return Round::Idle;
         }
         match retry_after {
             Some(after) => Round::Failed(after),
+            None if sent.confirmed < claimed => {
+                tracing::info!(sink = %sink.name, "the once-only duties' lease ended mid-batch; sent no more");
+                Round::Idle
+            }
             None if claimed == sink.batch as usize => Round::More,
             None => Round::Idle,
         }

@@ -20,6 +20,7 @@ use sha2::Sha256;
 
 use super::{Outgoing, Sent, Sink, cloudevent};
 use crate::config::{SinkConfig, SinkKind, WebhookConfig, shown_url};
+use crate::store::Lease;
 
 /// The header carrying the Stripe-style signature.
 pub const SIGNATURE_HEADER: &str = "Secapp-Signature";
@@ -48,6 +49,7 @@ pub(super) fn as_sink(hook: &WebhookConfig) -> SinkConfig {
         routing_key: None,
         task: None,
         queue: None,
+        topic: None,
         subject: None,
         stream: None,
         secret: Some(hook.secret.clone()),
@@ -115,8 +117,11 @@ impl WebhookSink {
 
 #[async_trait]
 impl Sink for WebhookSink {
-    async fn send(&self, batch: &[Outgoing]) -> Sent {
+    async fn send(&self, batch: &[Outgoing], lease: &Lease) -> Sent {
         for (sent, event) in batch.iter().enumerate() {
+            if !lease.holds() {
+                return Sent::stopped(sent);
+            }
             if let Err(error) = self.post(event).await {
                 return Sent::failed_after(sent, error);
             }

@@ -24,6 +24,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, SharedTokenMode};
 use crate::data_dir::{DataDir, DataDirError};
 use crate::hub::{self, Hub};
+use crate::leadership::Leadership;
 use crate::state::{self, AppState};
 use crate::store::{self, Store, StoreError};
 use crate::token::{self, ApiToken, TokenError, TokenOrigin};
@@ -68,6 +69,8 @@ pub struct Server {
     data_dir: DataDir,
     state: AppState,
     store: Arc<dyn Store>,
+    /// The once-only duties' lease, for the relay and the consumer watch.
+    leadership: Arc<Leadership>,
     shared_token: Option<(ApiToken, TokenOrigin)>,
     first_admin: Option<secapp_api::admin::IssuedToken>,
     settings: Settings,
@@ -148,12 +151,14 @@ impl Server {
             settings.max_streams,
             settings.max_streams_per_app,
         ));
+        let leadership = Arc::new(Leadership::new(store.clone(), config.leader_lease));
         let alerts = Arc::new(alerts::Alerts::new(alerts::Parts {
             store: store.clone(),
             access: access.clone(),
             seen: metrics.apps().clone(),
             streams: streams.clone(),
             sinks: sinks.clone(),
+            leadership: leadership.clone(),
             clock: clock.clone(),
             default_allowance: settings.background.stale_after,
         }));
@@ -183,6 +188,7 @@ impl Server {
             data_dir,
             state,
             store,
+            leadership,
             shared_token,
             first_admin,
             settings,

@@ -31,6 +31,7 @@ impl Server {
             data_dir,
             state,
             store,
+            leadership,
             settings,
             metrics_listener,
             ..
@@ -50,6 +51,7 @@ impl Server {
             state.access.clone(),
             stopping.clone(),
         ));
+        tasks.spawn(leadership.clone().run(stopping.clone()));
         tasks.spawn(
             state
                 .alerts
@@ -61,6 +63,7 @@ impl Server {
         tasks.spawn(
             relay::run::Relay {
                 store: store.clone(),
+                leadership,
                 sinks: state.sinks.clone(),
                 clock: state.clock.clone(),
                 metrics: state.metrics.clone(),

@@ -37,6 +37,7 @@ mod alerts;
 pub mod conformance;
 pub mod decode;
 mod error;
+mod lease;
 mod outbox;
 pub mod postgres;
 pub mod publish;
@@ -48,6 +49,7 @@ mod timings;
 
 pub use alerts::*;
 pub use error::{Cause, StoreError};
+pub use lease::Lease;
 pub use outbox::*;
 pub use records::*;
 pub use timings::Timings;
@@ -153,9 +155,11 @@ pub trait Outbox: Send + Sync {
     /// otherwise: a delivery waiting for its retry holds back the ones
     /// behind it). Each is held (not due again) until `hold_until`, so two
     /// relays never send one sink's deliveries at once, and one that stops
-    /// mid-batch leaves them to be sent again once the hold ends.
+    /// mid-batch leaves them to be sent again once the hold ends. Nothing
+    /// is claimed once `lease` is no longer the duties' current one.
     async fn claim_deliveries(
         &self,
+        lease: &Lease,
         sink: &str,
         now: DateTime<Utc>,
         hold_until: DateTime<Utc>,
@@ -164,9 +168,10 @@ pub trait Outbox: Send + Sync {
 
     /// Records how each attempt ended, at `at`, in one transaction. A
     /// delivery already finished (by a relay whose hold ran out) stays as
-    /// it was.
+    /// it was; nothing is recorded once `lease` is no longer current.
     async fn finish_deliveries(
         &self,
+        lease: &Lease,
         finished: Vec<(Delivery, DeliveryOutcome)>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
@@ -206,11 +211,13 @@ pub trait Store:
     /// smaller one is behind.
     async fn registry_revision(&self) -> Result<i64, StoreError>;
 
-    /// Whether this server holds the once-only duties (alert evaluation,
-    /// webhook sending): one server at a time among those sharing the
-    /// database, the next one taking over within a check or two of its
-    /// connection ending. Always true alone on a database.
-    async fn lead(&self) -> Result<bool, StoreError>;
+    /// Takes or renews the once-only duties (recording consumer alerts,
+    /// relaying events) for `term`, answering the lease when this server
+    /// holds them: one server at a time among those sharing the database,
+    /// another taking over once a term passes without renewal (the holder
+    /// stopped, lost its connection or was paused). Always held alone on a
+    /// database.
+    async fn lead(&self, term: std::time::Duration) -> Result<Option<Lease>, StoreError>;
 
     /// Changes other servers on the same database commit, as they happen;
     /// `None` when no other server can share this database (SQLite: the

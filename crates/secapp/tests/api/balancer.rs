@@ -124,6 +124,8 @@ async fn three_servers_behind_haproxy_keep_every_guarantee_and_survive_a_kill_9(
     let env = [
         ("SECAPP_DATABASE_URL", url.as_str()),
         ("SECAPP_WATCH_INTERVAL", "300ms"),
+        // A killed leader's duties pass on when its lease runs out.
+        ("SECAPP_LEADER_LEASE", "2s"),
     ];
     let first = ServerProcess::start(&dir.path().join("a"), &env);
     let admin = first.admin_token();

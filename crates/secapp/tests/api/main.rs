@@ -14,6 +14,7 @@ mod connections;
 mod contract;
 mod delivery;
 mod durability;
+mod fencing;
 mod helpers;
 mod history;
 mod idempotency;

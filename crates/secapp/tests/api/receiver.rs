@@ -1,6 +1,7 @@
 //! A real webhook receiver for the tests: an HTTP server on port 0 that
-//! keeps every request, answers 500 to the first few when asked to, and
-//! checks signatures as a receiver would.
+//! keeps every request, answers 500 to the first few when asked to, holds
+//! its answers back while its gate is closed, and checks signatures as a
+//! receiver would.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,10 +39,11 @@ impl Received {
     }
 }
 
-#[derive(Default)]
 struct Inbox {
     received: Mutex<Vec<Received>>,
     failures_left: AtomicUsize,
+    /// Whether answers go out (`true`) or wait.
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 /// A receiver running in this test process until dropped.
@@ -76,6 +78,7 @@ async fn take(State(inbox): State<Arc<Inbox>>, headers: HeaderMap, body: Bytes) 
     } else {
         StatusCode::NO_CONTENT
     };
+    let mut gate = inbox.gate.subscribe();
     inbox.received.lock().unwrap().push(Received {
         signature: header("secapp-signature"),
         event_id: header("secapp-event-id"),
@@ -87,14 +90,19 @@ async fn take(State(inbox): State<Arc<Inbox>>, headers: HeaderMap, body: Bytes) 
         body,
         status: status.as_u16(),
     });
+    // Taken and kept; the answer waits while the gate is closed.
+    let _ = gate.wait_for(|open| *open).await;
     status
 }
 
 impl Receiver {
     /// Starts one that answers 500 to its first `fail_first` requests.
     pub async fn start(fail_first: usize) -> Self {
-        let inbox = Arc::new(Inbox::default());
-        inbox.failures_left.store(fail_first, Ordering::SeqCst);
+        let inbox = Arc::new(Inbox {
+            received: Mutex::default(),
+            failures_left: AtomicUsize::new(fail_first),
+            gate: tokio::sync::watch::Sender::new(true),
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks/secapp", listener.local_addr().unwrap());
         let app = axum::Router::new()
@@ -104,6 +112,16 @@ impl Receiver {
             axum::serve(listener, app).await.unwrap();
         });
         Self { url, inbox, task }
+    }
+
+    /// Closes the gate: requests are still taken, their answers wait.
+    pub fn hold_answers(&self) {
+        self.inbox.gate.send_replace(false);
+    }
+
+    /// Opens the gate: waiting answers go out, and new ones at once.
+    pub fn answer(&self) {
+        self.inbox.gate.send_replace(true);
     }
 
     /// Every request so far.

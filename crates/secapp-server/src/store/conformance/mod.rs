@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use secapp_domain::{AppName, ChangedAt, Consumer, Cursor, Knowledge, LevelRange, Version};
 
-use super::{AuditEvent, ConsumerRecord, Idempotency, NewChange, Store, StoreError};
+use super::{AuditEvent, ConsumerRecord, Idempotency, Lease, NewChange, Store, StoreError};
 
 /// Opens stores on one database: a fresh database on the first call, the
 /// same one on every later call, whether or not the stores opened before
@@ -70,6 +70,15 @@ pub(super) fn cursor(app: &str, version: u64) -> ConsumerRecord {
             knowledge: Knowledge::default(),
         },
     }
+}
+
+/// The once-only duties' lease for `store`, for a term longer than any check.
+pub(super) async fn lease(store: &Arc<dyn Store>) -> Lease {
+    store
+        .lead(std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the first server to ask takes the duties")
 }
 
 /// Instants as stored: microsecond precision.
@@ -158,6 +167,7 @@ macro_rules! conformance_tests {
             a_publish_writes_the_events_sinks_asked_for,
             a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried,
             one_server_leads_at_a_time,
+            a_lease_taken_over_fences_the_server_that_held_it,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {

@@ -17,6 +17,7 @@ use crate::store::{
 /// one, `heads` each new head, `levels` each new head with another level.
 pub async fn a_publish_writes_the_events_sinks_asked_for(backend: &dyn Backend) {
     let store = backend.open().await;
+    let lease = super::lease(&store).await;
     let sinks = Arc::new(Subscribers::new([
         ("all", &[EventKind::PublishAccepted][..]),
         ("heads", &[EventKind::StateChanged][..]),
@@ -51,7 +52,7 @@ pub async fn a_publish_writes_the_events_sinks_asked_for(backend: &dyn Backend) 
         let store = store.clone();
         async move {
             store
-                .claim_deliveries(sink, later, hold, 10)
+                .claim_deliveries(&lease, sink, later, hold, 10)
                 .await
                 .unwrap()
                 .iter()
@@ -105,15 +106,20 @@ pub async fn a_publish_writes_the_events_sinks_asked_for(backend: &dyn Backend) 
 /// can be made pending again.
 pub async fn a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried(backend: &dyn Backend) {
     let (a, b) = (backend.open().await, backend.open().await);
+    // Both relays under the one lease: the holds alone keep them apart.
+    let lease = super::lease(&a).await;
     let t = now_micros();
     stale_events(&a, t, 3).await;
     let hold = t + TimeDelta::minutes(1);
-    let claimed = a.claim_deliveries("ops", t, hold, 10).await.unwrap();
+    let claimed = a
+        .claim_deliveries(&lease, "ops", t, hold, 10)
+        .await
+        .unwrap();
     let ids: Vec<i64> = claimed.iter().map(|d| d.event_id).collect();
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
     assert!(
-        b.claim_deliveries("ops", t, hold, 10)
+        b.claim_deliveries(&lease, "ops", t, hold, 10)
             .await
             .unwrap()
             .is_empty(),
@@ -122,6 +128,7 @@ pub async fn a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried(back
     let at = t + TimeDelta::seconds(1);
     let retry_at = t + TimeDelta::seconds(10);
     a.finish_deliveries(
+        &lease,
         vec![
             (claimed[0].clone(), DeliveryOutcome::Delivered),
             (
@@ -139,14 +146,20 @@ pub async fn a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried(back
     .unwrap();
     let early = t + TimeDelta::seconds(5);
     assert!(
-        b.claim_deliveries("ops", early, early + TimeDelta::minutes(1), 10)
+        b.claim_deliveries(&lease, "ops", early, early + TimeDelta::minutes(1), 10)
             .await
             .unwrap()
             .is_empty(),
         "the untried one waits behind the one waiting for its retry"
     );
     let again = b
-        .claim_deliveries("ops", retry_at, retry_at + TimeDelta::minutes(1), 10)
+        .claim_deliveries(
+            &lease,
+            "ops",
+            retry_at,
+            retry_at + TimeDelta::minutes(1),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -159,11 +172,18 @@ pub async fn a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried(back
     // A relay that stopped mid-batch: due again once the hold ends.
     let after_hold = retry_at + TimeDelta::minutes(2);
     let resumed = a
-        .claim_deliveries("ops", after_hold, after_hold + TimeDelta::minutes(1), 10)
+        .claim_deliveries(
+            &lease,
+            "ops",
+            after_hold,
+            after_hold + TimeDelta::minutes(1),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(resumed.len(), 2);
     a.finish_deliveries(
+        &lease,
         vec![
             (
                 resumed[0].clone(),
@@ -213,7 +233,13 @@ pub async fn a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried(back
         "pending now"
     );
     let retried = a
-        .claim_deliveries("ops", after_hold, after_hold + TimeDelta::minutes(1), 10)
+        .claim_deliveries(
+            &lease,
+            "ops",
+            after_hold,
+            after_hold + TimeDelta::minutes(1),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -224,6 +250,65 @@ pub async fn a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried(back
         [(ids[1], 0)]
     );
     assert!(a.dead_letters(None, None, 10).await.unwrap().is_empty());
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// A server whose lease ran out while it was paused is fenced: once
+/// another server has taken the duties, the outbox refuses the first one's
+/// claims and records, and hands the deliveries to the new holder.
+pub async fn a_lease_taken_over_fences_the_server_that_held_it(backend: &dyn Backend) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    if a.notices().is_none() {
+        // Alone on its database: nobody can take the duties over.
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+        return;
+    }
+    let term = std::time::Duration::from_secs(1);
+    let old = a.lead(term).await.unwrap().expect("the first to ask leads");
+    let t = now_micros();
+    stale_events(&a, t, 2).await;
+    let hold = t + TimeDelta::minutes(1);
+    let claimed = a.claim_deliveries(&old, "ops", t, hold, 1).await.unwrap();
+    assert_eq!(claimed.len(), 1, "claimed under its lease");
+    // Paused past its term: another server takes the duties.
+    tokio::time::sleep(term + std::time::Duration::from_millis(200)).await;
+    assert!(!old.holds(), "the local clock says the lease is over");
+    let new = b
+        .lead(term)
+        .await
+        .unwrap()
+        .expect("a lapsed lease is taken");
+    assert!(new.epoch > old.epoch);
+    assert!(
+        a.lead(term).await.unwrap().is_none(),
+        "the paused server does not get them back"
+    );
+    let later = t + TimeDelta::minutes(5);
+    a.finish_deliveries(
+        &old,
+        vec![(claimed[0].clone(), DeliveryOutcome::Delivered)],
+        later,
+    )
+    .await
+    .unwrap();
+    assert!(
+        a.claim_deliveries(&old, "ops", later, later + TimeDelta::minutes(1), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no claim under the old epoch"
+    );
+    let taken = b
+        .claim_deliveries(&new, "ops", later, later + TimeDelta::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 2, "both still pending");
+    assert_eq!(
+        taken[0].event_id, claimed[0].event_id,
+        "the fenced server's record was refused: its delivery is still pending, first"
+    );
     a.close().await.unwrap();
     b.close().await.unwrap();
 }

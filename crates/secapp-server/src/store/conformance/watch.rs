@@ -74,8 +74,9 @@ pub async fn two_watchers_record_a_change_of_state_once(backend: &dyn Backend) {
     );
     assert_eq!(history[0].at, t + TimeDelta::minutes(15));
     let later = t + TimeDelta::hours(1);
+    let lease = super::lease(&a).await;
     let due = a
-        .claim_deliveries("ops", later, later + TimeDelta::minutes(1), 10)
+        .claim_deliveries(&lease, "ops", later, later + TimeDelta::minutes(1), 10)
         .await
         .unwrap();
     assert_eq!(due.len(), 1, "one event between them");
@@ -89,28 +90,40 @@ pub async fn two_watchers_record_a_change_of_state_once(backend: &dyn Backend) {
     b.close().await.unwrap();
 }
 
+/// A term longer than any check.
+const TERM: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One server at a time holds the once-only duties; when it goes, another
-/// takes them. Alone on a database (no notices), a store always leads.
+/// takes them under a greater epoch. Alone on a database (no notices), a
+/// store always leads.
 pub async fn one_server_leads_at_a_time(backend: &dyn Backend) {
     let (a, b) = (backend.open().await, backend.open().await);
     if a.notices().is_none() {
-        assert!(a.lead().await.unwrap());
+        assert!(a.lead(TERM).await.unwrap().is_some());
         a.close().await.unwrap();
         b.close().await.unwrap();
         return;
     }
-    assert!(a.lead().await.unwrap());
-    assert!(!b.lead().await.unwrap(), "one leader at a time");
-    assert!(a.lead().await.unwrap(), "the leader keeps leading");
+    let first = a.lead(TERM).await.unwrap().expect("the first to ask leads");
+    assert!(
+        b.lead(TERM).await.unwrap().is_none(),
+        "one leader at a time"
+    );
+    let renewed = a
+        .lead(TERM)
+        .await
+        .unwrap()
+        .expect("the leader keeps leading");
+    assert_eq!(renewed.epoch, first.epoch, "a renewal keeps the epoch");
     a.close().await.unwrap();
-    let mut took_over = false;
-    for _ in 0..50 {
-        if b.lead().await.unwrap() {
-            took_over = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(took_over, "another server takes the duties over");
+    let taken = b
+        .lead(TERM)
+        .await
+        .unwrap()
+        .expect("a clean stop gives the duties up at once");
+    assert!(
+        taken.epoch > first.epoch,
+        "each new holder has a greater epoch"
+    );
     b.close().await.unwrap();
 }

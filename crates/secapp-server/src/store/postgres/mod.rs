@@ -33,8 +33,8 @@ use super::Timings;
 use super::{
     AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
     ConsumerWatch, DeadLetter, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery,
-    NewChange, Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
-    WatchTransition,
+    Lease, NewChange, Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange,
+    WatchRecord, WatchTransition,
 };
 use rows::failed;
 
@@ -51,7 +51,7 @@ pub struct PostgresStore {
     notices: tokio::sync::broadcast::Sender<super::Notice>,
     /// Stops the listener at close.
     stop: tokio_util::sync::CancellationToken,
-    /// The session holding (or trying for) the once-only duties' lock.
+    /// The session holding (or trying for) the once-only duties.
     leader: leader::Leader,
     /// Where each operation's time is reported.
     timings: Timings,
@@ -275,6 +275,7 @@ impl ConsumerWatch for PostgresStore {
 impl Outbox for PostgresStore {
     async fn claim_deliveries(
         &self,
+        lease: &Lease,
         sink: &str,
         now: DateTime<Utc>,
         hold_until: DateTime<Utc>,
@@ -287,19 +288,20 @@ impl Outbox for PostgresStore {
                     .transaction()
                     .await
                     .map_err(failed("claiming deliveries"))?;
-                outbox::claim(tx, sink, now, hold_until, limit).await
+                outbox::claim(tx, lease.epoch, sink, now, hold_until, limit).await
             })
             .await
     }
 
     async fn finish_deliveries(
         &self,
+        lease: &Lease,
         finished: Vec<(Delivery, DeliveryOutcome)>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.timings
             .timed("finish_deliveries", async {
-                outbox::finish(&self.client().await?, &finished, at).await
+                outbox::finish(&self.client().await?, lease.epoch, &finished, at).await
             })
             .await
     }
@@ -380,9 +382,9 @@ impl Store for PostgresStore {
             .await
     }
 
-    async fn lead(&self) -> Result<bool, StoreError> {
+    async fn lead(&self, term: Duration) -> Result<Option<Lease>, StoreError> {
         self.timings
-            .timed("lead", async { self.leader.lead().await })
+            .timed("lead", async { self.leader.lead(term).await })
             .await
     }
 

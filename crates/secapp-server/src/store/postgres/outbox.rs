@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 
+use super::leader::HELD_UNDER_1;
 use super::rows::{self, failed};
 use crate::store::decode;
 use crate::store::{DeadLetter, Delivery, DeliveryOutcome, NewEvent, StoreError};
@@ -33,11 +34,13 @@ pub(super) async fn insert_event(tx: &Transaction<'_>, event: &NewEvent) -> Resu
     Ok(())
 }
 
-/// Claims `sink`'s oldest pending deliveries when the first is due. The
-/// oldest is locked first: a second relay claiming at the same moment waits
-/// for this one's commit, then sees it held.
+/// Claims `sink`'s oldest pending deliveries when the first is due and
+/// `epoch` is still the duties' current one. The oldest is locked first: a
+/// second relay claiming at the same moment waits for this one's commit,
+/// then sees it held.
 pub(super) async fn claim(
     tx: Transaction<'_>,
+    epoch: i64,
     sink: &str,
     now: DateTime<Utc>,
     hold_until: DateTime<Utc>,
@@ -46,10 +49,12 @@ pub(super) async fn claim(
     let claiming = failed("claiming deliveries");
     let first = tx
         .query_opt(
-            "SELECT next_attempt_at FROM deliveries
-             WHERE sink = $1 AND state = 'pending'
-             ORDER BY event_id LIMIT 1 FOR UPDATE",
-            &[&sink],
+            &format!(
+                "SELECT next_attempt_at FROM deliveries
+                 WHERE sink = $2 AND state = 'pending' AND {HELD_UNDER_1}
+                 ORDER BY event_id LIMIT 1 FOR UPDATE OF deliveries"
+            ),
+            &[&epoch, &sink],
         )
         .await
         .map_err(&claiming)?;
@@ -59,17 +64,20 @@ pub(super) async fn claim(
     }
     let rows = tx
         .query(
-            "WITH due AS (
-                 SELECT event_id FROM deliveries
-                 WHERE sink = $1 AND state = 'pending'
-                 ORDER BY event_id LIMIT $2
-                 FOR UPDATE
-             )
-             UPDATE deliveries d SET next_attempt_at = $3
-             FROM due, events e
-             WHERE d.sink = $1 AND d.event_id = due.event_id AND e.id = due.event_id
-             RETURNING d.event_id, d.sink, e.type, e.occurred_at, e.data, d.attempts",
-            &[&sink, &i64::from(limit), &hold_until],
+            &format!(
+                "WITH due AS (
+                     SELECT event_id FROM deliveries
+                     WHERE sink = $2 AND state = 'pending'
+                     ORDER BY event_id LIMIT $3
+                     FOR UPDATE
+                 )
+                 UPDATE deliveries d SET next_attempt_at = $4
+                 FROM due, events e
+                 WHERE d.sink = $2 AND d.event_id = due.event_id AND e.id = due.event_id
+                   AND {HELD_UNDER_1}
+                 RETURNING d.event_id, d.sink, e.type, e.occurred_at, e.data, d.attempts"
+            ),
+            &[&epoch, &sink, &i64::from(limit), &hold_until],
         )
         .await
         .map_err(&claiming)?;
@@ -82,9 +90,11 @@ pub(super) async fn claim(
     Ok(due)
 }
 
-/// Records how each attempt ended, in one statement.
+/// Records how each attempt ended, in one statement, while `epoch` is
+/// still the duties' current one.
 pub(super) async fn finish(
     client: &impl GenericClient,
+    epoch: i64,
     finished: &[(Delivery, DeliveryOutcome)],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -110,15 +120,19 @@ pub(super) async fn finish(
     }
     client
         .execute(
-            "UPDATE deliveries d
-             SET state = f.state, attempts = d.attempts + f.attempted,
-                 finished_at = f.finished_at, last_error = coalesce(f.error, d.last_error),
-                 next_attempt_at = f.next_at
-             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[],
-                         $5::timestamptz[], $6::text[], $7::timestamptz[])
-                  AS f (event_id, sink, state, attempted, finished_at, error, next_at)
-             WHERE d.event_id = f.event_id AND d.sink = f.sink AND d.state = 'pending'",
+            &format!(
+                "UPDATE deliveries d
+                 SET state = f.state, attempts = d.attempts + f.attempted,
+                     finished_at = f.finished_at, last_error = coalesce(f.error, d.last_error),
+                     next_attempt_at = f.next_at
+                 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[],
+                             $6::timestamptz[], $7::text[], $8::timestamptz[])
+                      AS f (event_id, sink, state, attempted, finished_at, error, next_at)
+                 WHERE d.event_id = f.event_id AND d.sink = f.sink AND d.state = 'pending'
+                   AND {HELD_UNDER_1}"
+            ),
             &[
+                &epoch,
                 &events,
                 &sinks,
                 &states,

@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sinks",
         include_str!("../../../migrations/postgres/0002_sinks.sql"),
     ),
+    (
+        3,
+        "leases",
+        include_str!("../../../migrations/postgres/0003_leases.sql"),
+    ),
 ];
 
 /// The advisory lock held while migrating ("secapp:m").

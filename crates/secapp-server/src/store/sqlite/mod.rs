@@ -39,8 +39,8 @@ use super::Timings;
 use super::{
     AccessChange, AuditEvent, AuditLog, AuditQuery, AuditRecord, ChangeLog, ConsumerRecord,
     ConsumerWatch, DeadLetter, Deliveries, Delivery, DeliveryOutcome, HistoryEntry, HistoryQuery,
-    NewChange, Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange, WatchRecord,
-    WatchTransition,
+    Lease, NewChange, Outbox, Published, Registry, Snapshot, Store, StoreError, WatchChange,
+    WatchRecord, WatchTransition,
 };
 use secapp_domain::{AppName, Head};
 use worker::{Command, Reply, Worker};
@@ -249,6 +249,7 @@ impl ConsumerWatch for SqliteStore {
 impl Outbox for SqliteStore {
     async fn claim_deliveries(
         &self,
+        _lease: &Lease,
         sink: &str,
         now: DateTime<Utc>,
         hold_until: DateTime<Utc>,
@@ -263,6 +264,7 @@ impl Outbox for SqliteStore {
 
     async fn finish_deliveries(
         &self,
+        _lease: &Lease,
         finished: Vec<(Delivery, DeliveryOutcome)>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -314,9 +316,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn lead(&self) -> Result<bool, StoreError> {
-        // The data dir lock already makes this server the only one.
-        Ok(true)
+    async fn lead(&self, term: std::time::Duration) -> Result<Option<Lease>, StoreError> {
+        // The data dir lock already makes this server the only one: its
+        // duties never change hands, so their epoch never grows (and the
+        // outbox's writes need no check of it).
+        Ok(Some(Lease::asked_at(1, std::time::Instant::now(), term)))
     }
 
     fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<super::Notice>> {
