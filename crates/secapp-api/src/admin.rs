@@ -161,9 +161,10 @@ pub struct AuditEntry {
     pub actor_token: Option<String>,
     /// The address the request came from.
     pub source_address: Option<String>,
-    /// `app.create`, `app.update`, `token.issue` or `token.revoke`.
+    /// `app.create`, `app.update`, `token.issue`, `token.revoke` or
+    /// `dead_letter.retry`.
     pub action: String,
-    /// The application name or token id acted on.
+    /// The application name, token id or `sink/event_id` acted on.
     pub target: String,
     /// The fields the action set.
     #[schema(value_type = Object)]
@@ -204,4 +205,42 @@ pub struct AuthFailuresAnswer {
     pub by_reason: BTreeMap<String, u64>,
     /// The latest refusals (at most 100), newest first.
     pub recent: Vec<AuthFailureView>,
+}
+
+/// One event a sink gave up on: kept until retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterView {
+    /// The sink it was for.
+    pub sink: String,
+    /// The event's id in the outbox (what `retry` names).
+    pub event_id: i64,
+    /// What it is about: `state_changed`, `consumer_stale`, …
+    pub event: String,
+    /// When it happened.
+    pub occurred_at: String,
+    /// How many times it was tried.
+    pub attempts: u32,
+    /// When it was given up on.
+    pub dead_at: Option<String>,
+    /// What went wrong last.
+    pub last_error: Option<String>,
+}
+
+/// Answer to `GET /admin/dead-letters`: newest event first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeadLettersAnswer {
+    /// One page, newest event first.
+    pub dead_letters: Vec<DeadLetterView>,
+    /// Pass as `before` to read the next (older) page; `null` on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// Answer to `POST /admin/dead-letters/{sink}/{event_id}/retry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RetriedDeadLetter {
+    /// The sink.
+    pub sink: String,
+    /// The event, pending again: the relay sends it next (before the
+    /// sink's newer pending events), with its attempts counted afresh.
+    pub event_id: i64,
 }

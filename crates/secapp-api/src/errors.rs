@@ -102,6 +102,10 @@ table! {
     UnknownApp = "unknown_app", 404, Invalid, RetryAfter::No, false;
     /// No token with that id.
     UnknownToken = "unknown_token", 404, Invalid, RetryAfter::No, false;
+    /// No configured sink by that name.
+    UnknownSink = "unknown_sink", 404, Invalid, RetryAfter::No, false;
+    /// The sink has no dead letter for that event.
+    UnknownDeadLetter = "unknown_dead_letter", 404, Invalid, RetryAfter::No, false;
     /// The application name is taken.
     AppExists = "app_exists", 409, Invalid, RetryAfter::No, false;
     /// An admin request field that cannot be used.

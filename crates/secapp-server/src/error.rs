@@ -79,6 +79,17 @@ pub enum ApiError {
     /// No token with that id.
     #[error("{0}")]
     UnknownToken(String),
+    /// No configured sink by that name.
+    #[error("no sink is named `{0}` in this server's configuration")]
+    UnknownSink(String),
+    /// The sink has no dead letter for that event.
+    #[error("the sink `{sink}` has no dead letter for event {event_id}")]
+    UnknownDeadLetter {
+        /// The sink named.
+        sink: String,
+        /// The event named.
+        event_id: i64,
+    },
     /// The application name is taken.
     #[error("{0}")]
     AppExists(String),
@@ -216,6 +227,8 @@ impl ApiError {
             Self::MissingRole { .. } => ErrorCode::MissingRole,
             Self::UnknownApp(_) => ErrorCode::UnknownApp,
             Self::UnknownToken(_) => ErrorCode::UnknownToken,
+            Self::UnknownSink(_) => ErrorCode::UnknownSink,
+            Self::UnknownDeadLetter { .. } => ErrorCode::UnknownDeadLetter,
             Self::AppExists(_) => ErrorCode::AppExists,
             Self::InvalidField(_) => ErrorCode::InvalidField,
             Self::LastAdmin(_) => ErrorCode::LastAdmin,

@@ -44,6 +44,8 @@ pub struct Shared {
     pub alerts: Arc<crate::alerts::Alerts>,
     /// The configured sinks (webhooks, brokers).
     pub sinks: Arc<crate::relay::Sinks>,
+    /// The events sinks gave up on.
+    pub dead_letters: Arc<crate::relay::dead_letters::DeadLetters>,
     /// The settings requests are answered by.
     pub requests: Requests,
     /// The time source.

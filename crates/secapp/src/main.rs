@@ -47,6 +47,8 @@ enum Command {
     Apps(admin::AppsCommand),
     /// Issue, list and revoke applications' tokens.
     Tokens(admin::TokensCommand),
+    /// List the events sinks gave up on, and send them again.
+    DeadLetters(admin::DeadLettersCommand),
     /// Print the shell completion script: `secapp completions bash`.
     Completions(docs::CompletionsArgs),
     /// Print the man page (roff): `secapp man | man -l -`.
@@ -83,6 +85,9 @@ fn main() -> ExitCode {
             .map_err(admin_failure),
         Command::Tokens(command) => runtime
             .block_on(admin::tokens(command))
+            .map_err(admin_failure),
+        Command::DeadLetters(command) => runtime
+            .block_on(admin::dead_letters(command))
             .map_err(admin_failure),
         Command::Completions(args) => docs::completions(&args),
         Command::Man => docs::man(),

@@ -25,6 +25,7 @@
 pub mod amqp;
 pub mod celery;
 pub mod cloudevent;
+pub mod dead_letters;
 pub mod kafka;
 pub mod nats;
 pub mod run;

@@ -106,6 +106,11 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/tokens/{id}", delete(admin::revoke_token))
         .route("/admin/audit", get(admin::audit))
         .route("/admin/auth-failures", get(admin::auth_failures))
+        .route("/admin/dead-letters", get(admin::dead_letters::list))
+        .route(
+            "/admin/dead-letters/{sink}/{event_id}/retry",
+            axum::routing::post(admin::dead_letters::retry),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

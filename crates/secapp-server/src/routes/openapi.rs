@@ -82,6 +82,8 @@ pub const MAX_ID: i64 = 999_999_999_999_999_999;
         admin::revoke_token,
         admin::audit,
         admin::auth_failures,
+        admin::dead_letters::list,
+        admin::dead_letters::retry,
         health::healthz,
         health::readyz,
         health::metrics
@@ -115,6 +117,9 @@ pub const MAX_ID: i64 = 999_999_999_999_999_999;
         secapp_api::admin::AuditAnswer,
         secapp_api::admin::AuthFailureView,
         secapp_api::admin::AuthFailuresAnswer,
+        secapp_api::admin::DeadLetterView,
+        secapp_api::admin::DeadLettersAnswer,
+        secapp_api::admin::RetriedDeadLetter,
     )),
     modifiers(&TokenScheme),
     tags(

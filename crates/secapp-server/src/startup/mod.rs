@@ -176,6 +176,10 @@ impl Server {
             access,
             metrics,
             alerts,
+            dead_letters: Arc::new(relay::dead_letters::DeadLetters::new(
+                store.clone(),
+                sinks.clone(),
+            )),
             sinks,
             requests: settings.requests,
             limits: limits::RateLimits::new(&settings.rate_limits),

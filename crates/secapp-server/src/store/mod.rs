@@ -186,12 +186,14 @@ pub trait Outbox: Send + Sync {
     ) -> Result<Vec<DeadLetter>, StoreError>;
 
     /// Makes a dead letter pending again, due at `at` (its attempts start
-    /// over); `false` when `sink` has no dead letter for that event.
+    /// over), with `audit` in the same transaction; `false` (and nothing
+    /// recorded) when `sink` has no dead letter for that event.
     async fn retry_dead_letter(
         &self,
         sink: &str,
         event_id: i64,
         at: DateTime<Utc>,
+        audit: AuditEvent,
     ) -> Result<bool, StoreError>;
 }
 

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use secapp_api::ErrorBody;
 use secapp_api::admin::{
-    AppPatch, AppView, AppsAnswer, IssuedToken, NewApp, NewToken, TokenView, TokensAnswer,
+    AppPatch, AppView, AppsAnswer, DeadLettersAnswer, IssuedToken, NewApp, NewToken,
+    RetriedDeadLetter, TokenView, TokensAnswer,
 };
 use secapp_server::access::{Access, Actor, validate};
 use secapp_server::data_dir::DataDir;
+use secapp_server::relay::dead_letters::DeadLetters;
 use secapp_server::routes::admin::views;
 use secapp_server::store::{self, DatabaseUrl, Store};
 
@@ -211,6 +213,57 @@ impl Admin {
                 let now = now();
                 let listing = access.revoke_token(&Actor::server(), id, now).await?;
                 Ok(views::listing(&listing, now))
+            }
+        }
+    }
+
+    pub(super) async fn dead_letters(
+        &self,
+        sink: Option<String>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<DeadLettersAnswer, CliError> {
+        match self {
+            Self::Online { .. } => {
+                let mut path = format!("/admin/dead-letters?limit={limit}");
+                if let Some(sink) = &sink {
+                    path.push_str(&format!("&sink={}", encode(sink)));
+                }
+                if let Some(before) = before {
+                    path.push_str(&format!("&before={before}"));
+                }
+                self.call(reqwest::Method::GET, &path, None).await
+            }
+            Self::Offline { store, .. } => {
+                let page = DeadLetters::offline(store.clone())
+                    .list(sink, before, limit)
+                    .await?;
+                Ok(DeadLettersAnswer {
+                    dead_letters: page.dead_letters,
+                    next_before: page.next_before,
+                })
+            }
+        }
+    }
+
+    pub(super) async fn retry_dead_letter(
+        &self,
+        sink: &str,
+        event_id: i64,
+    ) -> Result<RetriedDeadLetter, CliError> {
+        match self {
+            Self::Online { .. } => {
+                let path = format!("/admin/dead-letters/{}/{event_id}/retry", encode(sink));
+                self.call(reqwest::Method::POST, &path, None).await
+            }
+            Self::Offline { store, .. } => {
+                DeadLetters::offline(store.clone())
+                    .retry(&Actor::server(), sink, event_id, now())
+                    .await?;
+                Ok(RetriedDeadLetter {
+                    sink: sink.to_owned(),
+                    event_id,
+                })
             }
         }
     }

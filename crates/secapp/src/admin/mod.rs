@@ -1,4 +1,5 @@
-//! `secapp apps ...` and `secapp tokens ...`: the admin operations from the
+//! `secapp apps ...`, `secapp tokens ...` and `secapp dead-letters ...`
+//! (`dead_letters.rs`): the admin operations from the
 //! command line, against a running server (`--server` with an admin token,
 //! over the admin API) or directly on a stopped server's data dir (for
 //! bootstrap and recovery). Both paths run the same validation and audit:
@@ -9,7 +10,10 @@
 //! - `print.rs`: tables for people, JSON with `--json`.
 
 pub(crate) mod client;
+mod dead_letters;
 mod print;
+
+pub use dead_letters::{DeadLettersCommand, dead_letters};
 
 use client::Admin;
 use print::{print_app, print_apps, print_issued, print_json, print_tokens, show};
@@ -190,6 +194,12 @@ pub struct CliError(pub String);
 impl From<AccessError> for CliError {
     fn from(e: AccessError) -> Self {
         Self(e.to_string())
+    }
+}
+
+impl From<secapp_server::error::ApiError> for CliError {
+    fn from(e: secapp_server::error::ApiError) -> Self {
+        Self(format!("{e} ({})", e.kind().code()))
     }
 }
 

@@ -190,5 +190,89 @@ async fn an_event_is_dead_lettered_once_its_retry_period_is_over() {
         tries,
         "a dead letter is not tried again"
     );
+
+    // Listed for an operator, with its last error, and sent again on request.
+    let (status, listed) = app
+        .admin_json(reqwest::Method::GET, "/admin/dead-letters", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        secapp_cli(&app, &["dead-letters", "list", "--sink", "ops", "--json"]).await,
+        listed,
+        "the command line lists what the API does"
+    );
+    let letters = listed["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{listed}");
+    assert_eq!(letters[0]["sink"], "ops");
+    assert_eq!(letters[0]["event"], "level_changed");
+    assert!(
+        letters[0]["last_error"].as_str().unwrap().contains("500"),
+        "{listed}"
+    );
+    assert_eq!(listed["next_before"], serde_json::Value::Null);
+    let event_id = letters[0]["event_id"].as_i64().unwrap();
+    for (path, code) in [
+        (
+            "/admin/dead-letters/nope/1/retry".to_owned(),
+            "unknown_sink",
+        ),
+        (
+            format!("/admin/dead-letters/ops/{}/retry", event_id + 1),
+            "unknown_dead_letter",
+        ),
+    ] {
+        let refused = app
+            .as_admin(reqwest::Method::POST, &path)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 404, "{path}");
+        assert_eq!(
+            refused.json::<serde_json::Value>().await.unwrap()["error"],
+            code
+        );
+    }
+    receiver.stop_failing();
+    let retried = secapp_cli(
+        &app,
+        &[
+            "dead-letters",
+            "retry",
+            "ops",
+            &event_id.to_string(),
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(retried["event_id"], event_id);
+    receiver
+        .wait_for("the retried dead letter", |delivered| delivered.len() == 1)
+        .await;
+    let (_, listed) = app
+        .admin_json(reqwest::Method::GET, "/admin/dead-letters", None)
+        .await;
+    assert_eq!(listed["dead_letters"], serde_json::json!([]));
+    let (_, audit) = app
+        .admin_json(reqwest::Method::GET, "/admin/audit?limit=1", None)
+        .await;
+    assert_eq!(audit["events"][0]["action"], "dead_letter.retry");
+    assert_eq!(audit["events"][0]["target"], format!("ops/{event_id}"));
     app.stop().await;
+}
+
+/// `secapp ARGS --server <app> --token <admin>`, its output as JSON.
+async fn secapp_cli(app: &crate::helpers::TestApp, args: &[&str]) -> serde_json::Value {
+    let output = tokio::process::Command::new(crate::helpers::binary())
+        .args(args)
+        .args(["--server", &app.base, "--token", &app.admin_token])
+        .env("SECAPP_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }

@@ -1,11 +1,13 @@
 //! `/admin/...`: registered applications, their tokens, the audit of admin
-//! actions and refused authentications. Every endpoint needs the `admin`
+//! actions, refused authentications, and the sinks' dead letters
+//! (`dead_letters.rs`). Every endpoint needs the `admin`
 //! role; every change is audited with the acting application, its token id
 //! and the source address.
 //!
 //! Handlers check the request's fields into specs (`access::validate`), call
 //! the registry's operations, and build the answers with `views.rs`.
 
+pub mod dead_letters;
 pub mod views;
 
 use axum::Json;

@@ -216,18 +216,18 @@ pub async fn a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried(back
             .is_empty()
     );
     assert!(
-        !b.retry_dead_letter("ops", ids[0], after_hold)
+        !b.retry_dead_letter("ops", ids[0], after_hold, retried(ids[0]))
             .await
             .unwrap(),
         "delivered, not dead"
     );
     assert!(
-        b.retry_dead_letter("ops", ids[1], after_hold)
+        b.retry_dead_letter("ops", ids[1], after_hold, retried(ids[1]))
             .await
             .unwrap()
     );
     assert!(
-        !b.retry_dead_letter("ops", ids[1], after_hold)
+        !b.retry_dead_letter("ops", ids[1], after_hold, retried(ids[1]))
             .await
             .unwrap(),
         "pending now"
@@ -250,6 +250,21 @@ pub async fn a_sinks_deliveries_go_in_order_and_dead_letters_can_be_retried(back
         [(ids[1], 0)]
     );
     assert!(a.dead_letters(None, None, 10).await.unwrap().is_empty());
+    let audit = a
+        .audit(crate::store::AuditQuery {
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .map(|r| r.event.target.as_str())
+            .collect::<Vec<_>>(),
+        [format!("ops/{}", ids[1])],
+        "the one retry made, audited; not the refused ones"
+    );
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
@@ -311,6 +326,11 @@ pub async fn a_lease_taken_over_fences_the_server_that_held_it(backend: &dyn Bac
     );
     a.close().await.unwrap();
     b.close().await.unwrap();
+}
+
+/// The audit event of retrying `ops`'s dead letter `event_id`.
+fn retried(event_id: i64) -> crate::store::AuditEvent {
+    super::audit_event("dead_letter.retry", &format!("ops/{event_id}"))
 }
 
 /// Writes `count` stale-consumer events for the sink `ops`.

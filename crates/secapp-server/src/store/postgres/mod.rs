@@ -324,10 +324,13 @@ impl Outbox for PostgresStore {
         sink: &str,
         event_id: i64,
         at: DateTime<Utc>,
+        audit: AuditEvent,
     ) -> Result<bool, StoreError> {
         self.timings
             .timed("retry_dead_letter", async {
-                outbox::retry_dead_letter(&self.client().await?, sink, event_id, at).await
+                in_transaction!(self, "retrying a dead letter", |tx| {
+                    outbox::retry_dead_letter(tx, sink, event_id, at, &audit).await
+                })
             })
             .await
     }

@@ -8,7 +8,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use super::leader::HELD_UNDER_1;
 use super::rows::{self, failed};
 use crate::store::decode;
-use crate::store::{DeadLetter, Delivery, DeliveryOutcome, NewEvent, StoreError};
+use crate::store::{AuditEvent, DeadLetter, Delivery, DeliveryOutcome, NewEvent, StoreError};
 
 /// Writes `event` and one pending delivery per sink, inside `tx`.
 pub(super) async fn insert_event(tx: &Transaction<'_>, event: &NewEvent) -> Result<(), StoreError> {
@@ -171,20 +171,27 @@ pub(super) async fn dead_letters(
     .0)
 }
 
-/// Makes a dead letter pending again.
+/// Makes a dead letter pending again, with its audit event.
 pub(super) async fn retry_dead_letter(
-    client: &impl GenericClient,
+    tx: Transaction<'_>,
     sink: &str,
     event_id: i64,
     at: DateTime<Utc>,
+    audit: &AuditEvent,
 ) -> Result<bool, StoreError> {
-    let changed = client
+    let changed = tx
         .execute(
             "UPDATE deliveries SET state = 'pending', attempts = 0, finished_at = NULL,
                  next_attempt_at = $3
              WHERE event_id = $1 AND sink = $2 AND state = 'dead'",
             &[&event_id, &sink, &at],
         )
+        .await
+        .map_err(failed("retrying a dead letter"))?;
+    if changed == 1 {
+        super::registry::record(&tx, audit).await?;
+    }
+    tx.commit()
         .await
         .map_err(failed("retrying a dead letter"))?;
     Ok(changed == 1)

@@ -164,7 +164,7 @@ async fn live_admin(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<bool, St
         .get(0))
 }
 
-async fn record(tx: &Transaction<'_>, event: &AuditEvent) -> Result<(), StoreError> {
+pub(super) async fn record(tx: &Transaction<'_>, event: &AuditEvent) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO admin_audit (at, actor, actor_token, source_address, action, target, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -291,10 +291,11 @@ impl Outbox for SqliteStore {
         sink: &str,
         event_id: i64,
         at: DateTime<Utc>,
+        audit: AuditEvent,
     ) -> Result<bool, StoreError> {
         let sink = sink.to_owned();
         self.run("retry_dead_letter", move |conn| {
-            outbox::retry_dead_letter(conn, &sink, event_id, at)
+            outbox::retry_dead_letter(conn, &sink, event_id, at, &audit)
         })
         .await
     }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::rows::{self, failed, rfc3339};
 use crate::store::decode::{self, Columns as _};
-use crate::store::{DeadLetter, Delivery, DeliveryOutcome, NewEvent, StoreError};
+use crate::store::{AuditEvent, DeadLetter, Delivery, DeliveryOutcome, NewEvent, StoreError};
 
 /// Writes `event` and one pending delivery per sink, inside `tx`.
 pub(super) fn insert(tx: &Connection, event: &NewEvent) -> Result<(), StoreError> {
@@ -139,19 +139,28 @@ pub(super) fn dead_letters(
 
 /// Makes a dead letter pending again.
 pub(super) fn retry_dead_letter(
-    conn: &Connection,
+    conn: &mut Connection,
     sink: &str,
     event_id: i64,
     at: DateTime<Utc>,
+    audit: &AuditEvent,
 ) -> Result<bool, StoreError> {
-    let changed = conn
+    let retrying = failed("retrying a dead letter");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&retrying)?;
+    let changed = tx
         .prepare_cached(
             "UPDATE deliveries SET state = 'pending', attempts = 0, finished_at = NULL,
                  next_attempt_at = ?3
              WHERE event_id = ?1 AND sink = ?2 AND state = 'dead'",
         )
-        .map_err(failed("retrying a dead letter"))?
+        .map_err(&retrying)?
         .execute(params![event_id, sink, rfc3339(at)])
-        .map_err(failed("retrying a dead letter"))?;
+        .map_err(&retrying)?;
+    if changed == 1 {
+        super::audit::record(&tx, audit)?;
+    }
+    tx.commit().map_err(&retrying)?;
     Ok(changed == 1)
 }
