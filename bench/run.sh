@@ -2,6 +2,7 @@
 # Builds the release binaries and runs every benchmark (see docs/performance.md,
 # "Benchmarks"). Arguments go to `secapp-bench run`, e.g.
 #   bench/run.sh --runs 5 --watchers 1000,10000 --only poll,fanout
+#   bench/run.sh --only relay   # needs the brokers of .ci/brokers.sh
 # Needs wrk (apt-get install wrk) for the HTTP rates.
 set -euo pipefail
 cd "$(dirname "$0")/.."

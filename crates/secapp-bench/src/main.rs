@@ -14,16 +14,24 @@
 //!    connected clients, new clients and the idle sockets see;
 //! 6. (`--only replicas`, not in the default set: it needs PostgreSQL and
 //!    HAProxy) one server on SQLite next to three on PostgreSQL behind
-//!    HAProxy: polls and publishes.
+//!    HAProxy: polls and publishes;
+//! 7. (`--only relay`, not in the default set: it needs the brokers of
+//!    `.ci/brokers.sh`) the relay: a backlog drained into RabbitMQ (AMQP
+//!    and Celery), NATS JetStream and Kafka next to each broker's client
+//!    library alone, and the latency from publish to a broker's consumer
+//!    at 100 changes a second.
 //!
 //! Every figure is the median of `--runs` runs with the range beside it.
 //! Map: [`servers`] starts and measures processes, [`load`] drives `wrk`,
 //! [`watchers`] holds thousands of streams and long polls, [`flood`] floods
-//! with idle sockets, [`stats`] sums up, [`baseline`] is the bare handler.
+//! with idle sockets, [`relay`] drains the outbox into the [`brokers`],
+//! [`stats`] sums up, [`baseline`] is the bare handler.
 
 mod baseline;
+mod brokers;
 mod flood;
 mod load;
+mod relay;
 mod replicas;
 mod servers;
 mod stats;
@@ -73,7 +81,8 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     watchers: Vec<usize>,
     /// Only these parts: poll, fanout, longpoll, floor, publish, flood,
-    /// replicas (not in the default: it needs PostgreSQL and HAProxy).
+    /// replicas (not in the default: it needs PostgreSQL and HAProxy),
+    /// relay (not in the default: it needs the brokers).
     #[arg(
         long,
         value_delimiter = ',',
@@ -148,6 +157,9 @@ async fn run(args: RunArgs) -> BenchResult<()> {
     }
     if wants("replicas") {
         replicas::replicas(&args).await?;
+    }
+    if wants("relay") {
+        relay::relay(&args).await?;
     }
     Ok(())
 }

@@ -35,6 +35,19 @@ impl Server {
         Self::start_secapp(args, false, None, env).await
     }
 
+    /// Stops the server (SIGKILL: every acknowledged publish is on disk)
+    /// and starts it again on the same data dir with `env`.
+    pub async fn restart_with_env(
+        mut self,
+        args: &RunArgs,
+        env: &[(&str, &str)],
+    ) -> BenchResult<Self> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data_dir = self.data_dir.take().ok_or("no data dir to restart on")?;
+        Self::start_secapp_in(args, data_dir, false, None, env).await
+    }
+
     /// [`Server::secapp`] in a process that may open at most `open_files`
     /// files (soft and hard limit), so running out of descriptors can be
     /// measured without running out of the harness's own.
@@ -56,6 +69,16 @@ impl Server {
         env: &[(&str, &str)],
     ) -> BenchResult<Self> {
         let data_dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        Self::start_secapp_in(args, data_dir, with_registered_app, open_files, env).await
+    }
+
+    async fn start_secapp_in(
+        args: &RunArgs,
+        data_dir: tempfile::TempDir,
+        with_registered_app: bool,
+        open_files: Option<u32>,
+        env: &[(&str, &str)],
+    ) -> BenchResult<Self> {
         let addr = free_addr()?;
         let registered_token = if with_registered_app {
             Some(register(args, data_dir.path())?)
@@ -184,7 +207,7 @@ impl Drop for Server {
 }
 
 /// A loopback address with a port free right now.
-fn free_addr() -> BenchResult<SocketAddr> {
+pub fn free_addr() -> BenchResult<SocketAddr> {
     let probe =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("probe a port: {e}"))?;
     probe.local_addr().map_err(|e| format!("probe a port: {e}"))

@@ -1,4 +1,5 @@
-//! Celery: a stock `celery worker` runs one task per change.
+//! Celery: a stock `celery worker` runs one task per change, those
+//! published while RabbitMQ was out of reach included.
 
 use std::time::Duration;
 
@@ -7,9 +8,11 @@ use serde_json::{Value, json};
 use super::amqp::RABBITMQ;
 use super::{publish_all, sink, unique, with_sink};
 use crate::helpers::spawn_app_with;
+use crate::tcp_proxy::TcpProxy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_celery_worker_runs_a_task_per_change_with_the_state_as_kwargs() {
+    let proxy = TcpProxy::start(RABBITMQ.parse().unwrap()).await;
     let queue = unique("secapp-test");
     let dir = tempfile::tempdir().unwrap();
     let recorded = dir.path().join("recorded.jsonl");
@@ -29,12 +32,27 @@ async fn a_real_celery_worker_runs_a_task_per_change_with_the_state_as_kwargs() 
     let app = spawn_app_with(with_sink(sink(json!({
         "name": "workers",
         "kind": "celery",
-        "url": format!("amqp://guest:guest@{RABBITMQ}/%2f"),
+        "url": format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port),
         "task": "secapp.level",
         "queue": queue,
     }))))
     .await;
-    let ids = publish_all(&app.api(), &[(2, 0), (4, 1), (3, 2)]).await;
+    let api = app.api();
+    let mut ids = publish_all(&api, &[(2, 0), (4, 1), (3, 2)]).await;
+    // Relayed (the queue holds them) before the broker goes out of reach.
+    let delivered =
+        r#"secapp_sink_deliveries_total{sink="workers",kind="celery",outcome="delivered"}"#;
+    for _ in 0..200 {
+        let samples = crate::metrics::scrape(&app).await;
+        if samples.get(delivered).copied().unwrap_or(0.0) >= 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.cut();
+    ids.extend(publish_all(&api, &[(5, 3), (1, 4)]).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.restore();
     let mut worker = CeleryWorker::start(dir.path(), &queue);
     let mut lines = Vec::new();
     for _ in 0..600 {
@@ -43,7 +61,7 @@ async fn a_real_celery_worker_runs_a_task_per_change_with_the_state_as_kwargs() 
             .lines()
             .map(|line| serde_json::from_str::<Value>(line).unwrap())
             .collect();
-        if lines.len() >= 3 {
+        if lines.len() >= 5 {
             break;
         }
         worker.check();
