@@ -138,25 +138,13 @@ impl Broker {
             return Ok(());
         }
         let (_connection, channel) = amqp_channel().await?;
-        declare_exchange(&channel, &self.name).await?;
-        channel
-            .queue_declare(
-                self.name.as_str().into(),
-                QueueDeclareOptions::durable(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| format!("queue: {e}"))?;
-        channel
-            .queue_bind(
-                self.name.as_str().into(),
-                self.name.as_str().into(),
-                "secapp.#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| format!("bind: {e}"))?;
+        bound_queue(
+            &channel,
+            &self.name,
+            &self.name,
+            QueueDeclareOptions::durable(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -285,31 +273,14 @@ impl Broker {
         match self.kind {
             "amqp" => {
                 let (connection, channel) = amqp_channel().await?;
-                declare_exchange(&channel, &self.name).await?;
-                let queue = channel
-                    .queue_declare(
-                        "".into(),
-                        QueueDeclareOptions {
-                            exclusive: true,
-                            ..QueueDeclareOptions::default()
-                        },
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(|e| format!("queue: {e}"))?;
-                channel
-                    .queue_bind(
-                        queue.name().clone(),
-                        self.name.as_str().into(),
-                        "secapp.#".into(),
-                        QueueBindOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(|e| format!("bind: {e}"))?;
+                let exclusive = QueueDeclareOptions {
+                    exclusive: true,
+                    ..QueueDeclareOptions::default()
+                };
+                let queue = bound_queue(&channel, &self.name, "", exclusive).await?;
                 let mut consumer = channel
                     .basic_consume(
-                        queue.name().clone(),
+                        queue.as_str().into(),
                         "bench".into(),
                         BasicConsumeOptions {
                             no_ack: true,
@@ -428,6 +399,32 @@ async fn amqp_channel() -> BenchResult<(lapin::Connection, lapin::Channel)> {
         .await
         .map_err(|e| format!("channel: {e}"))?;
     Ok((connection, channel))
+}
+
+/// `queue` (a server-named one for `""`) declared with `options` and bound
+/// to every message of the topic exchange `exchange` (declared too); its name.
+async fn bound_queue(
+    channel: &lapin::Channel,
+    exchange: &str,
+    queue: &str,
+    options: QueueDeclareOptions,
+) -> BenchResult<String> {
+    declare_exchange(channel, exchange).await?;
+    let declared = channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await
+        .map_err(|e| format!("queue: {e}"))?;
+    channel
+        .queue_bind(
+            declared.name().clone(),
+            exchange.into(),
+            "secapp.#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    Ok(declared.name().to_string())
 }
 
 async fn declare_exchange(channel: &lapin::Channel, name: &str) -> BenchResult<()> {

@@ -87,9 +87,41 @@ fn sorted_median(values: &[f64]) -> f64 {
     median(&sorted)
 }
 
-/// A config file holding `broker`'s sink, reachable or not.
-fn write_config(path: &std::path::Path, broker: &Broker, reachable: bool) -> BenchResult<()> {
-    std::fs::write(path, broker.sink_toml(reachable)).map_err(|e| format!("write the config: {e}"))
+/// A server's configuration for one run: a file holding the broker's sink,
+/// and an address for its unauthenticated metrics.
+struct RunConfig {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    shown_path: String,
+    metrics: String,
+}
+
+impl RunConfig {
+    fn new() -> BenchResult<Self> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let path = dir.path().join("secapp.toml");
+        Ok(Self {
+            shown_path: path.to_string_lossy().into_owned(),
+            path,
+            _dir: dir,
+            metrics: free_addr()?.to_string(),
+        })
+    }
+
+    /// Writes `broker`'s sink, at the broker or at a port nobody listens on.
+    fn write(&self, broker: &Broker, reachable: bool) -> BenchResult<()> {
+        std::fs::write(&self.path, broker.sink_toml(reachable))
+            .map_err(|e| format!("write the config: {e}"))
+    }
+
+    /// The server's environment: this file, the metrics listener, quiet logs.
+    fn env(&self) -> [(&str, &str); 3] {
+        [
+            ("SECAPP_CONFIG", &self.shown_path),
+            ("SECAPP_METRICS_LISTEN", &self.metrics),
+            QUIET,
+        ]
+    }
 }
 
 /// Builds a backlog of [`BACKLOG`] events for an unreachable `kind` sink,
@@ -97,29 +129,18 @@ fn write_config(path: &std::path::Path, broker: &Broker, reachable: bool) -> Ben
 async fn drain_rate(args: &RunArgs, kind: &'static str) -> BenchResult<f64> {
     let broker = Broker::new(kind);
     broker.bind_durable_queue().await?;
-    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let config = dir.path().join("secapp.toml");
-    let config_env = config.to_string_lossy().into_owned();
-    write_config(&config, &broker, false)?;
-    let server = Server::secapp_with_env(args, &[("SECAPP_CONFIG", &config_env), QUIET]).await?;
+    let config = RunConfig::new()?;
+    config.write(&broker, false)?;
+    let server = Server::secapp_with_env(args, &config.env()).await?;
     publish_backlog(&server).await?;
-    write_config(&config, &broker, true)?;
-    let metrics = free_addr()?.to_string();
-    let server = server
-        .restart_with_env(
-            args,
-            &[
-                ("SECAPP_CONFIG", &config_env),
-                ("SECAPP_METRICS_LISTEN", &metrics),
-                QUIET,
-            ],
-        )
-        .await?;
+    config.write(&broker, true)?;
+    let server = server.restart_with_env(args, &config.env()).await?;
+    let metrics = &config.metrics;
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut first: Option<(Instant, f64)> = None;
     loop {
-        let delivered = delivered(&client, &metrics, kind).await?;
+        let delivered = delivered(&client, metrics, kind).await?;
         let now = Instant::now();
         if delivered > 0.0 && first.is_none() {
             first = Some((now, delivered));
@@ -189,20 +210,10 @@ async fn delivered(client: &reqwest::Client, metrics: &str, kind: &str) -> Bench
 /// sink: each change's milliseconds from its publish to its arrival.
 async fn latencies(args: &RunArgs, kind: &'static str) -> BenchResult<Vec<f64>> {
     let broker = Broker::new(kind);
-    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let config = dir.path().join("secapp.toml");
-    let config_env = config.to_string_lossy().into_owned();
-    write_config(&config, &broker, true)?;
-    let metrics = free_addr()?.to_string();
-    let server = Server::secapp_with_env(
-        args,
-        &[
-            ("SECAPP_CONFIG", &config_env),
-            ("SECAPP_METRICS_LISTEN", &metrics),
-            QUIET,
-        ],
-    )
-    .await?;
+    let config = RunConfig::new()?;
+    config.write(&broker, true)?;
+    let server = Server::secapp_with_env(args, &config.env()).await?;
+    let metrics = &config.metrics;
     let client = reqwest::Client::new();
     // Kafka's topic is made by the sink's first send: consume after it.
     let mut arrivals = if kind == "kafka" {
@@ -215,7 +226,7 @@ async fn latencies(args: &RunArgs, kind: &'static str) -> BenchResult<Vec<f64>> 
         Some(arrivals) => arrivals,
         None => {
             let deadline = Instant::now() + Duration::from_secs(30);
-            while delivered(&client, &metrics, kind).await? < 1.0 {
+            while delivered(&client, metrics, kind).await? < 1.0 {
                 if Instant::now() > deadline {
                     return Err(format!("{kind}: the first change was never relayed"));
                 }
