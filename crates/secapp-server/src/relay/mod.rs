@@ -256,14 +256,12 @@ fn configured(sink: &SinkConfig, config: &Config) -> Option<Configured> {
         .iter()
         .filter_map(|event| EventKind::parse(event))
         .collect();
+    let timeout = sink.timeout.unwrap_or(config.webhook_timeout);
     let (driver, batch): (Box<dyn Sink>, u32) = match sink.kind {
         SinkKind::Amqp => (Box::new(amqp::AmqpSink::new(sink)), BROKER_BATCH),
         SinkKind::Celery => (Box::new(celery::CelerySink::new(sink)?), BROKER_BATCH),
         SinkKind::Kafka => (
-            Box::new(kafka::KafkaSink::new(
-                sink,
-                sink.timeout.unwrap_or(config.webhook_timeout),
-            )?),
+            Box::new(kafka::KafkaSink::new(sink, timeout)?),
             BROKER_BATCH,
         ),
         SinkKind::Nats => (Box::new(nats::NatsSink::new(sink)), BROKER_BATCH),
@@ -271,7 +269,7 @@ fn configured(sink: &SinkConfig, config: &Config) -> Option<Configured> {
             Box::new(webhook::WebhookSink::new(
                 reqwest::Url::parse(&sink.url).ok()?,
                 sink.secret.clone()?,
-                sink.timeout.unwrap_or(config.webhook_timeout),
+                timeout,
             )?),
             webhook::BATCH,
         ),
@@ -281,7 +279,7 @@ fn configured(sink: &SinkConfig, config: &Config) -> Option<Configured> {
         kind: sink.kind,
         shown_url: shown_url(&sink.url),
         events,
-        timeout: sink.timeout.unwrap_or(config.webhook_timeout),
+        timeout,
         retry_for: sink.retry_for.unwrap_or(config.webhook_retry_for),
         batch,
         sink: driver,
