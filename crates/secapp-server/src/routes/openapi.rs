@@ -176,6 +176,7 @@ const PARAMETERS: &[(ParameterKey, Rules)] = &[
     ),
     (("query", "after"), change_id),
     (("query", "before"), change_id),
+    (("path", "event_id"), change_id),
     (
         ("query", "limit"),
         || json!({"type": "integer", "minimum": 1, "maximum": 1000}),
